@@ -1,0 +1,1 @@
+"""mobile: the `anyir` command line, bundles, profiling harnesses and reports."""
