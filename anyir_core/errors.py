@@ -4,6 +4,8 @@
 class AnyIRError(Exception):
     """A problem the user can fix (bad file, bad flag, bad size). Never a bug."""
 
+    exit_code = 2
+
 
 class CheckpointError(AnyIRError):
     pass

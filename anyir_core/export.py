@@ -12,7 +12,7 @@ identity of the math, not an approximation (tests check the two forms agree to 1
 * BatchNorm (inference form) is folded into the GatedDA's expansion conv; the statistics that read
   the normalised map are taken from the raw map and corrected by the BatchNorm's scale and shift.
 * Chunks/splits of conv outputs become separate convolutions on slices of the weights.
-* `F.normalize` becomes a spatial mean of squares (q*q, not pow), sqrt, clamp, reciprocal; the attention
+* `F.normalize` becomes rsqrt of a clamped spatial mean of squares (q*q, not pow); the attention
   temperature rides on q's per-channel scale; matmuls are 3-D `bmm`s with batch*heads folded.
 * The fusion's (1 - lam) is folded into the repeat conv's weights.
 * `tau_adj.repeat(...)[:, :alpha]` becomes a fixed 0/1 1x1 convolution on the 1x1 statistics map.
@@ -145,9 +145,10 @@ class ExportAttention(nn.Module):
 
     @staticmethod
     def _unit_rows(t: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """t / max(||t||, 1e-12) over H*W per channel, as rsqrt of a spatial mean of squares (delegable,
+        and no sum over H*W that could overflow fp16); 1/sqrt(HW) is a trace-time constant."""
         hw = t.shape[-2] * t.shape[-1]
-        norm = torch.sqrt((t * t).mean(dim=(2, 3), keepdim=True) * hw)
-        inv = torch.reciprocal(torch.clamp(norm, min=1e-12))
+        inv = torch.rsqrt(torch.clamp((t * t).mean(dim=(2, 3), keepdim=True), min=1e-24 / hw)) * (hw ** -0.5)
         return t * (inv if scale is None else inv * scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -25,6 +26,12 @@ from .checkpoint import _atomic_write, load_checkpoint, read_safetensors, save_c
 from .data import PatchSampler, Sample, benchmark_samples, builtin_samples, folder_samples, paired_samples
 from .degrade import parse_tasks
 from .errors import AnyIRError, CheckpointError
+
+
+class TrainingInterrupted(AnyIRError):
+    """Stopped by SIGINT/SIGTERM after saving; `--resume` continues."""
+
+    exit_code = 130
 from .presets import resolve_config
 
 
@@ -183,8 +190,16 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
         device = torch.device(cfg.device)
     if world > 1 and not torch.distributed.is_initialized():
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    try:
+        return _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank) -> Path:
     main = rank == 0
 
     existing = _checkpoints(run)
@@ -207,8 +222,15 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
     step, log_lines = 0, 0
-    if resume and existing:
-        step, log_lines = _load_state(existing[-1], model, opt)
+    for ck in reversed(existing if resume else []):
+        try:
+            step, log_lines = _load_state(ck, model, opt)
+            break
+        except CheckpointError as e:  # a damaged newest checkpoint: fall back to the one before
+            warnings.warn(f"skipping damaged checkpoint: {e}")
+    else:
+        if resume and existing:
+            raise CheckpointError(f"{run}: no loadable checkpoint to resume from")
     if main:
         run.mkdir(parents=True, exist_ok=True)
         _atomic_write(run / "config.json", lambda t: Path(t).write_text(json.dumps(asdict(cfg), indent=2) + "\n"))
@@ -258,9 +280,9 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
                 interrupted = stop.requested or (stop_after is not None and done_here >= stop_after)
                 if main and (step % cfg.save_every == 0 or step == cfg.steps or interrupted):
                     _save_state(run, model, opt, cfg, step, log_lines, cfg.keep)
+                if stop.requested:
+                    raise TrainingInterrupted(f"stopped at step {step} (checkpoint saved); continue with --resume")
                 if interrupted:
-                    if main and not quiet:
-                        print(f"stopped at step {step}; continue with --resume", flush=True)
                     return run / "checkpoints" / f"step_{step:07d}" / "model.safetensors"
     finally:
         if bar:
@@ -273,6 +295,7 @@ def train(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, quiet: bo
         save_checkpoint(model.cpu(), final, cfg.preset, {"step": step, "recipe": asdict(cfg), "training": summary})
     if world > 1:
         torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return final
 
 

@@ -164,7 +164,7 @@ def main(argv=None) -> None:
     try:
         args.func(args)
     except AnyIRError as e:
-        _fail(str(e))
+        _fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
 

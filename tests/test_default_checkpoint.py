@@ -1,0 +1,28 @@
+"""The shipped default checkpoint restores held-out photos (the numbers in its model card)."""
+import pytest
+
+from anyir_core import AnyIR, load_checkpoint
+from anyir_core.evaluate import evaluate
+
+TASKS = ["noise15", "noise25", "noise50", "rain", "haze"]
+
+
+@pytest.fixture(scope="module")
+def report():
+    model = load_checkpoint("default")
+    assert isinstance(model, AnyIR) and not model.training and model.preset == "anyir-mobile"
+    return evaluate(model, TASKS, data="builtin:heldout", baselines=True, quiet=True)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_beats_the_degraded_input(report, task):
+    t = report["per_task"][task]
+    assert t["n"] == 3
+    assert t["anyir"]["psnr"] > t["input"]["psnr"] + 0.5
+    assert t["anyir"]["ssim"] > t["input"]["ssim"]
+
+
+def test_beats_best_classical_denoiser_by_1db_at_sigma25(report):
+    t = report["per_task"]["noise25"]
+    best = max(t[m]["psnr"] for m in ("nl_means", "wavelet", "tv"))
+    assert t["anyir"]["psnr"] >= best + 1.0, (t["anyir"]["psnr"], best)
