@@ -112,3 +112,19 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     recs = read_log(run / "log.jsonl")
     assert [x["step"] for x in recs] == [1, 2, 3, 4]  # one writer: rank 0
     assert load_checkpoint(run / "model.safetensors").preset == "anyir-tiny"
+
+
+def test_config_file_with_flag_override_and_bad_options(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("preset: anyir-tiny\ntasks: [noise15]\npatch: 16\nbatch: 1\nsteps: 50\nthreads: 1\n")
+    base = [sys.executable, "-m", "mobile.cli", "train", "--config", str(cfg), "--quiet"]
+    r = subprocess.run(base + ["--out", str(tmp_path / "r"), "--steps", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["steps"] == 2 and saved["preset"] == "anyir-tiny" and saved["tasks"] == ["noise15"]
+    cfg.write_text("preset: anyir-tiny\nlearning_rate: 3\n")
+    r = subprocess.run(base + ["--out", str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown training option(s): learning_rate" in r.stderr
+    r = subprocess.run(base[:-3] + ["--out", str(tmp_path / "t"), "--preset", "anyir-tiny", "--patch", "20"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "multiple of 8" in r.stderr and "Traceback" not in r.stderr
