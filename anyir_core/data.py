@@ -5,8 +5,8 @@ fixed train/held-out split; any folder of clean images (degraded on the fly); pa
 (degraded/clean, matched by file name); and the directory layouts of the paper's benchmark sets.
 
 Conversions, documented once: EXIF orientation is applied; grayscale becomes RGB by repeating the
-channel; alpha is dropped (composited on black is *not* done: the colour channels are kept as
-stored); 16-bit images are scaled by 1/65535; palette/CMYK images are converted to RGB.
+channel; alpha is dropped (the colour channels are kept as stored, not composited); 16-bit
+images are scaled by 1/65535; palette/CMYK images are converted to RGB.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def builtin_photo_path(name: str) -> Path:
     return path
 
 
-def to_float_rgb(im: Image.Image, source: str = "image") -> np.ndarray:
+def to_float_rgb(im: Image.Image) -> np.ndarray:
     """A Pillow image as float32 HxWx3 RGB in [0, 1] (conversions as in the module docstring)."""
     im = ImageOps.exif_transpose(im)
     if im.mode in ("I;16", "I;16B", "I;16L", "I"):
@@ -88,7 +88,7 @@ def load_image(path: str | Path) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im.load()
-            arr = to_float_rgb(im, str(path))
+            arr = to_float_rgb(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
     if arr.shape[0] < 1 or arr.shape[1] < 1:

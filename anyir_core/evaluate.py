@@ -2,15 +2,13 @@
 denoisers a user would otherwise reach for (scikit-image; noise tasks only)."""
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .data import Sample, benchmark_samples, builtin_samples, folder_samples
+from .data import Sample, benchmark_samples, builtin_samples, folder_samples, task_seed
 from .degrade import degrade
-from .data import task_seed
 from .errors import AnyIRError
 from .metrics import psnr, ssim
 
