@@ -69,7 +69,8 @@ def render(checkpoint: Path, report: dict, logs: list[Path], commands: list[str]
     lines += ["", "## Limits", "",
               "A small model trained on a 2-core CPU on 13 photos: far from the paper's numbers, which need the "
               "benchmark training sets and GPU-days. Not trained for motion blur or low light. Per-image "
-              "statistics inside the model make tiled and whole-image results differ slightly.", ""]
+              "statistics inside the model make tiled and whole-image results differ; by how much is measured "
+              "with the tiled restore path.", ""]
     return "\n".join(lines)
 
 
