@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .degrade import degrade
+from .degrade import _quantize8, degrade
 from .errors import ImageError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
@@ -203,7 +203,8 @@ class PatchSampler:
     samples keep their own degradation. Patches get a random 90-degree rotation and flip.
     """
 
-    def __init__(self, samples: list[Sample], tasks: list[str], patch: int, batch: int, seed: int = 0):
+    def __init__(self, samples: list[Sample], tasks: list[str], patch: int, batch: int, seed: int = 0,
+                 darken: float = 0.0):
         usable = [s for s in samples if min(s.clean.shape[:2]) >= patch]
         skipped = [s.name for s in samples if min(s.clean.shape[:2]) < patch]
         if skipped:
@@ -213,6 +214,7 @@ class PatchSampler:
         if not tasks and any(s.degraded is None for s in usable):
             raise ImageError("clean-only images need at least one task to degrade them with")
         self.samples, self.tasks, self.patch, self.batch, self.seed = usable, list(tasks), patch, batch, seed
+        self.darken = darken
         # weight by sqrt(area): big photos give more patches, small ones are not drowned out
         areas = np.sqrt([s.clean.shape[0] * s.clean.shape[1] for s in usable])
         self.weights = areas / areas.sum()
@@ -226,6 +228,9 @@ class PatchSampler:
             y, x = rng.integers(0, h - self.patch + 1), rng.integers(0, w - self.patch + 1)
             crop = (slice(y, y + self.patch), slice(x, x + self.patch))
             clean = s.clean[crop]
+            if self.darken and s.degraded is None and rng.random() < self.darken:
+                # exposure augmentation: the same scene shot darker (the target is the darker clean patch)
+                clean = _quantize8(clean * rng.uniform(0.25, 0.9))
             if s.degraded is not None:
                 deg, task = s.degraded[crop], s.task or "paired"
             else:

@@ -97,6 +97,11 @@ def low_light(img, rng, gain: float | None = None, gamma: float | None = None, n
     return dark + rng.standard_normal(img.shape, dtype=np.float32) * noise * np.sqrt(dark + 1e-3)
 
 
+def identity(img, rng):
+    """No degradation: clean -> clean training samples."""
+    return img
+
+
 @dataclass(frozen=True)
 class Task:
     """A named degradation with fixed parameters, as the paper's benchmarks use them."""
@@ -114,6 +119,7 @@ TASKS: dict[str, Task] = {t.name: t for t in [
     Task("haze", haze, (), "haze (atmospheric scattering)"),
     Task("blur", motion_blur, (), "linear motion blur"),
     Task("lowlight", low_light, (), "low light"),
+    Task("clean", identity, (), "no degradation (teaches the model to leave clean input alone)"),
 ]}
 THREE_TASKS = ("noise15", "noise25", "noise50", "rain", "haze")
 FIVE_TASKS = ("noise25", "rain", "haze", "blur", "lowlight")

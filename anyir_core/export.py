@@ -86,15 +86,45 @@ def _pick_every_other(dim: int, offset: int, scale: torch.Tensor, shift: torch.T
     return _conv1x1(w, bias, groups=half)
 
 
+class GateStatistics(nn.Module):
+    """The GatedDA's degradation descriptor sigmoid(BN(mu) + BN-scaled std), per image and channel.
+
+    BatchNorm is affine per channel, so the statistics of the normalised map are those of the raw map
+    scaled by |s| (std) and scaled-and-shifted (mean): no normalised map is ever materialised."""
+
+    def __init__(self, scale: torch.Tensor, shift: torch.Tensor, eps: float):
+        super().__init__()
+        self.register_buffer("bn_scale", scale.view(1, -1, 1, 1).clone())
+        self.register_buffer("bn_shift", shift.view(1, -1, 1, 1).clone())
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        d = x - mu
+        var = (d * d).mean(dim=(2, 3), keepdim=True)
+        s = self.bn_scale
+        return torch.sigmoid(mu * s + self.bn_shift + torch.sqrt(var * (s * s) + self.eps))
+
+
+class UnitRows(nn.Module):
+    """t / max(||t||, 1e-12) over H*W per channel (F.normalize), times an optional per-channel scale.
+
+    Written as rsqrt of a clamped spatial *mean* of squares times 1/sqrt(HW), a trace-time constant:
+    delegable, and no sum over H*W that could overflow fp16."""
+
+    def forward(self, t: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        hw = t.shape[-2] * t.shape[-1]
+        inv = torch.rsqrt(torch.clamp((t * t).mean(dim=(2, 3), keepdim=True), min=1e-24 / hw)) * (hw ** -0.5)
+        return t * (inv if scale is None else inv * scale)
+
+
 class ExportGatedDA(nn.Module):
     def __init__(self, g: GatedDA):
         super().__init__()
         bn = g.norm
         s = (bn.weight.data / torch.sqrt(bn.running_var + bn.eps))
         t = bn.bias.data - bn.running_mean * s
-        self.register_buffer("bn_scale", s.view(1, -1, 1, 1).clone())
-        self.register_buffer("bn_shift", t.view(1, -1, 1, 1).clone())
-        self.eps = g.eps
+        self.stats = GateStatistics(s, t, g.eps)
         dim, _, alpha = g.split_sizes
         folded = _fold_input_affine(g.W_exp, s, t)
         self.to_gamma = _conv_rows(folded, 0, dim)
@@ -109,12 +139,7 @@ class ExportGatedDA(nn.Module):
         self.register_buffer("tile_weight", tile)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mu = x.mean(dim=(2, 3), keepdim=True)
-        d = x - mu
-        var = (d * d).mean(dim=(2, 3), keepdim=True)
-        s = self.bn_scale
-        delta = torch.sigmoid(mu * s + self.bn_shift + torch.sqrt(var * (s * s) + self.eps))
-        modulation = 1.0 + F.conv2d(self.tau * delta, self.tile_weight)
+        modulation = 1.0 + F.conv2d(self.tau * self.stats(x), self.tile_weight)
         alpha = self.W_depth(self.to_alpha(x)) * modulation
         gated = torch.sigmoid(self.to_gamma(x)) * self.W_gate(torch.cat([self.to_beta(x), alpha], dim=1))
         return self.W_proj(gated + x)
@@ -137,26 +162,20 @@ class ExportAttention(nn.Module):
         # per-head temperature, stored per channel so that it rides on q's scale with no reshapes
         self.temperature = nn.Parameter(a.temperature.data.reshape(-1).repeat_interleave(half // a.num_heads)
                                         .reshape(1, half, 1, 1).clone())
+        self.unit_q, self.unit_k = UnitRows(), UnitRows()
         self.gated = ExportGatedDA(a.gatedcnn)
         self.lam = nn.Parameter(a.lam.data.clone())
         # (1 - lam) * repeat_interleave(s, 2) as one depthwise 1x1 conv with channel multiplier 2
         self.frequency = _conv1x1(torch.full((dim, 1), 1.0 - float(a.lam)), None, groups=half)
         self.project_out = copy.deepcopy(a.project_out)
 
-    @staticmethod
-    def _unit_rows(t: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
-        """t / max(||t||, 1e-12) over H*W per channel, as rsqrt of a spatial mean of squares (delegable,
-        and no sum over H*W that could overflow fp16); 1/sqrt(HW) is a trace-time constant."""
-        hw = t.shape[-2] * t.shape[-1]
-        inv = torch.rsqrt(torch.clamp((t * t).mean(dim=(2, 3), keepdim=True), min=1e-24 / hw)) * (hw ** -0.5)
-        return t * (inv if scale is None else inv * scale)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x_att = self.pick_att(x)
         _, half, h, w = x_att.shape
         c = half // self.heads
-        q = self._unit_rows(self.to_q(x_att), self.temperature).reshape(-1, c, h * w)
-        k = self._unit_rows(self.to_k(x_att)).reshape(-1, c, h * w)
+        q = self.unit_q(self.to_q(x_att), self.temperature).reshape(-1, c, h * w)
+        k = self.unit_k(self.to_k(x_att)).reshape(-1, c, h * w)
         v = self.to_v(x_att).reshape(-1, c, h * w)
         attn = torch.softmax(torch.bmm(q, k.permute(0, 2, 1)), dim=-1)
         att = torch.bmm(attn, v).reshape(-1, half, h, w)
@@ -219,6 +238,10 @@ class AnyIRExport(nn.Module):
                 " pad with anyir_core.pad_to_multiple and crop the output"
             )
         return self.net.forward_unpadded(x)
+
+
+# Per-image statistics (means, variances, norms and what reads them): int8 quantizers leave these float.
+STATISTICS_MODULES = (ChannelNormalize, GateStatistics, UnitRows)
 
 
 @torch.no_grad()

@@ -55,6 +55,8 @@ class TrainConfig:
     log_every: int = 10
     keep: int = 2
     threads: int = 0  # 0 = torch default
+    workers: int = 0  # data-loading processes (batch `step` stays a pure function of (seed, step))
+    darken: float = 0.0  # probability of an exposure-darkened clean patch (dark scenes in the mix)
     device: str = "auto"
 
     @classmethod
@@ -71,11 +73,14 @@ class TrainConfig:
         resolve_config(self.preset)
         self.tasks = parse_tasks(self.tasks)
         for name, v, lo in (("patch", self.patch, 8), ("batch", self.batch, 1), ("steps", self.steps, 1),
-                            ("save_every", self.save_every, 1), ("log_every", self.log_every, 1)):
+                            ("save_every", self.save_every, 1), ("log_every", self.log_every, 1),
+                            ("workers", self.workers, 0)):
             if v < lo:
                 raise AnyIRError(f"--{name.replace('_', '-')} must be at least {lo}, got {v}")
         if self.patch % 8:
             raise AnyIRError(f"--patch must be a multiple of 8 (the model downsamples 3 times), got {self.patch}")
+        if not 0 <= self.darken <= 1:
+            raise AnyIRError("--darken is a probability in [0, 1]")
         if not 0 <= self.warmup < 1:
             raise AnyIRError("--warmup is a fraction of the steps in [0, 1)")
 
@@ -220,6 +225,10 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         from . import create_model
         model = create_model(cfg.preset, use_fft=False)  # the exact FFT-free fusion: same function, faster
     model.to(device).train()
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
     step, log_lines = 0, 0
     for ck in reversed(existing if resume else []):
@@ -240,7 +249,8 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
     sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch,
-                           seed=cfg.seed * 1000 + rank)
+                           seed=cfg.seed * 1000 + rank, darken=cfg.darken)
+    batches = _batches(sampler, step, cfg.steps, cfg.workers)
     bar = None
     if main and not quiet:
         from tqdm import tqdm
@@ -250,8 +260,8 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
     try:
         with _Stop() as stop:
             while step < cfg.steps:
-                inp, tgt, _ = sampler.draw(step)
-                inp, tgt = inp.to(device), tgt.to(device)
+                inp, tgt, _ = next(batches)
+                inp, tgt = inp.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
                 for g in opt.param_groups:
                     g["lr"] = lr_at(cfg, step)
                 loss, parts = restoration_loss(net(inp), tgt, cfg.fft_loss_weight)
@@ -297,6 +307,31 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return final
+
+
+class _StepBatches(torch.utils.data.Dataset):
+    def __init__(self, sampler: PatchSampler, start: int, stop: int):
+        self.sampler, self.start, self.stop = sampler, start, stop
+
+    def __len__(self):
+        return self.stop - self.start
+
+    def __getitem__(self, i):
+        return self.sampler.draw(self.start + i)
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)  # the degradations use small torch convolutions; one thread per worker
+
+
+def _batches(sampler: PatchSampler, start: int, stop: int, workers: int):
+    """Batches start..stop-1 in order; with workers they are drawn ahead in other processes."""
+    if not workers:
+        return (sampler.draw(s) for s in range(start, stop))
+    loader = torch.utils.data.DataLoader(_StepBatches(sampler, start, stop), batch_size=None, shuffle=False,
+                                         num_workers=workers, prefetch_factor=4, worker_init_fn=_worker_init,
+                                         pin_memory=torch.cuda.is_available())
+    return iter(loader)
 
 
 def _truncate_log(path: Path, lines: int) -> None:

@@ -48,6 +48,21 @@ def test_resume_continues_the_same_curve(tmp_path):
     assert meta["step"] == 9 and meta["recipe"]["preset"] == "anyir-tiny" and meta["training"]["steps"] == 9
 
 
+def test_loader_workers_and_darkening_keep_batches_a_function_of_the_step(tmp_path):
+    cfg = dict(FAST, tasks=["noise25", "clean"], darken=0.5)
+    train(TrainConfig(steps=4, **cfg), tmp_path / "a", quiet=True)
+    train(TrainConfig(steps=4, workers=2, **cfg), tmp_path / "b", quiet=True)
+    a, b = read_log(tmp_path / "a" / "log.jsonl"), read_log(tmp_path / "b" / "log.jsonl")
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-5)
+    from anyir_core.data import PatchSampler, builtin_samples
+    samples = builtin_samples("train")[:2]
+    plain = PatchSampler(samples, ["clean"], 32, 16, seed=1).draw(0)[1]
+    dark = PatchSampler(samples, ["clean"], 32, 16, seed=1, darken=1.0).draw(0)[1]
+    assert dark.mean() < 0.95 * plain.mean()
+    with pytest.raises(AnyIRError, match="darken"):
+        TrainConfig(darken=1.5).validate()
+
+
 def test_resume_rejects_changed_settings(tmp_path):
     train(TrainConfig(steps=3, **FAST), tmp_path, quiet=True)
     with pytest.raises(AnyIRError, match="different settings \\(lr\\)"):
