@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--grid", help="write a before/after/reference grid PNG here")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_eval)
+
+    from .cli_convert import add_parsers
+    add_parsers(sub)
     return p
 
 

@@ -1,0 +1,178 @@
+"""ExecuTorch: `.pte` programs with the whole graph delegated to XNNPACK, fp32 and int8.
+
+Export: torch.export (static tile, batch 1) -> to_edge_transform_and_lower(XnnpackPartitioner) ->
+to_executorch. Run: `executorch.runtime`. Profile: ETDump events read by the devtools Inspector,
+including XNNPACK's own per-operator events inside the delegate call.
+"""
+from __future__ import annotations
+
+import collections
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anyir_core.checkpoint import _atomic_write
+
+from .base import (Artifact, ArtifactError, Backend, BackendUnavailable, InputSpec, Runner, file_bytes, file_sha256,
+                   register, tool_versions)
+
+_MAC_OPS = ("convolution", "conv2d", "bmm", "mm", "addmm", "linear")
+
+
+def _node_macs(node) -> int:
+    """MACs of a conv / matmul node from its tensors' shapes (0 for everything else)."""
+    name = str(node.target)
+    if not any(k in name for k in _MAC_OPS) or "meta" not in dir(node):
+        return 0
+    out = node.meta.get("val")
+    if out is None or not hasattr(out, "shape"):
+        return 0
+    args = [a.meta.get("val") for a in node.args if hasattr(a, "meta")]
+    if "conv" in name and len(args) >= 2:
+        w = args[1]
+        return int(np.prod(out.shape)) * int(np.prod(w.shape[1:]))
+    if "bmm" in name or "mm" in name:
+        return int(np.prod(out.shape)) * int(args[0].shape[-1])
+    return 0
+
+
+def delegation_report(lowered_gm, total_macs: int) -> dict:
+    """What XNNPACK took: subgraphs, nodes, ops left outside and the share of the MACs delegated."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(lowered_gm)
+    outside = {op: b.non_delegated for op, b in info.delegation_by_operator.items() if b.non_delegated}
+    inside = {op: b.delegated for op, b in info.delegation_by_operator.items() if b.delegated}
+    macs_outside = sum(_node_macs(n) for n in lowered_gm.graph.nodes if n.op == "call_function")
+    return {
+        "delegate": "XnnpackBackend",
+        "subgraphs": info.num_delegated_subgraphs,
+        "nodes_delegated": info.num_delegated_nodes,
+        "nodes_outside": info.num_non_delegated_nodes,
+        "ops_outside": outside,
+        "ops_delegated": inside,
+        "macs_total": total_macs,
+        "macs_outside": macs_outside,
+        "mac_share_delegated": 1.0 - macs_outside / total_macs if total_macs else None,
+    }
+
+
+def count_graph_macs(gm) -> int:
+    return sum(_node_macs(n) for n in gm.graph.nodes if n.op == "call_function")
+
+
+@register
+class ExecuTorchBackend(Backend):
+    name = "executorch"
+    suffix = ".pte"
+    precisions = ("fp32", "int8")
+
+    def available(self) -> str | None:
+        try:
+            import executorch.runtime  # noqa: F401
+            from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner  # noqa: F401
+        except ImportError as e:
+            return f"executorch is not installed ({e}); pip install executorch==1.5.1"
+        return None
+
+    def export(self, source, spec: InputSpec, precision: str, out_file: Path) -> Artifact:
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+        from executorch.exir import to_edge_transform_and_lower
+
+        if precision not in self.precisions:
+            raise BackendUnavailable(f"executorch exports {', '.join(self.precisions)}, not {precision}")
+        if spec.layout != "NCHW":
+            raise BackendUnavailable("executorch artifacts take NCHW input (the runtime's tensors are NCHW)")
+        module = source.reference(precision, spec)
+        x = torch.rand(spec.shape)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ep = torch.export.export(module, (x,), strict=False)
+            total_macs = count_graph_macs(ep.run_decompositions({}).graph_module)
+            edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+            report = delegation_report(edge.exported_program().graph_module, total_macs)
+            program = edge.to_executorch()
+        out_file = Path(out_file)
+        _atomic_write(out_file, lambda t: Path(t).write_bytes(program.buffer))
+        art = Artifact(backend=self.name, precision=precision, file=out_file.name, input=spec,
+                       preset=source.preset or "", checkpoint_sha256=source.checkpoint_sha256,
+                       source=source.describe(),
+                       tools=tool_versions("executorch", "torchao"),
+                       runtime={"runtime": "ExecuTorch >= 1.5 with the XNNPACK backend", "delegate": "XNNPACK"},
+                       details={"delegation": report}, bytes=file_bytes(out_file), sha256=file_sha256(out_file))
+        if precision == "int8":
+            q = source.quant_info()
+            art.quant_state_sha256, art.quant_scheme = q["sha256"], f"{q['scheme']} ({q['mode']})"
+        return art
+
+    def load(self, artifact: Artifact, folder: Path, etdump: bool = False) -> Runner:
+        return _PteRunner(artifact, Path(folder), etdump)
+
+    def profile(self, artifact: Artifact, folder: Path, repeats: int = 10) -> dict:
+        """Per-op timings from ETDump (operators inside the XNNPACK delegate included)."""
+        from executorch.devtools import Inspector
+
+        runner = _PteRunner(artifact, Path(folder), etdump=True)
+        x = np.random.default_rng(0).random(artifact.input.shape, dtype=np.float32)
+        for _ in range(repeats):
+            runner.run(x)
+        with tempfile.TemporaryDirectory() as tmp:
+            dump = Path(tmp) / "run.etdump"
+            runner.program.write_etdump_result_to_file(str(dump), str(Path(tmp) / "debug.bin"))
+            if not dump.is_file() or dump.stat().st_size == 0:
+                raise BackendUnavailable("this executorch wheel wrote no ETDump events (built without event tracing)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                inspector = Inspector(etdump_path=str(dump))
+        per_op: dict[str, list] = collections.defaultdict(list)
+        method_ms = []
+        for block in inspector.event_blocks:
+            for ev in block.events:
+                if ev.perf_data is None:
+                    continue
+                if ev.name == "Method::execute":
+                    method_ms += list(ev.perf_data.raw)
+                    continue
+                per_op[ev.name].append(ev.perf_data.raw)
+        rows = []
+        for name, runs in per_op.items():
+            # an op name repeats once per node; sum the nodes of one run, then take the median over runs
+            n = min(len(r) for r in runs)
+            totals = np.sum([r[:n] for r in runs], axis=0)
+            rows.append({"op": name, "count": len(runs), "ms_median": float(np.median(totals))})
+        rows.sort(key=lambda r: -r["ms_median"])
+        return {"method_ms_median": float(np.median(method_ms)) if method_ms else None, "repeats": repeats,
+                "ops": rows, "source": "ETDump + executorch.devtools.Inspector"}
+
+
+class _PteRunner(Runner):
+    def __init__(self, artifact: Artifact, folder: Path, etdump: bool = False):
+        super().__init__(artifact)
+        from executorch.runtime import Runtime
+
+        path = artifact.path(folder)
+        try:
+            self.program = Runtime.get().load_program(str(path), enable_etdump=etdump, debug_buffer_size=0)
+            self.method = self.program.load_method("forward")
+        except Exception as e:  # the runtime raises RuntimeError/ValueError with multi-line text
+            raise ArtifactError(f"{path}: not a loadable ExecuTorch program ({str(e).splitlines()[0][:120]})") from None
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        self.artifact.input.check(x)
+        out = self.method.execute([torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))])
+        return out[0].numpy()
+
+
+def time_runner(runner: Runner, x: np.ndarray, warmup: int = 2, repeats: int = 10) -> float:
+    for _ in range(warmup):
+        runner.run(x)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        runner.run(x)
+        times.append(time.perf_counter() - t)
+    return float(np.median(times))

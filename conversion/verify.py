@@ -1,0 +1,119 @@
+"""Numeric verification, written once for every backend: run the real artifact on held-out photos
+(degraded as in training) and compare it with its PyTorch reference and with the clean photo.
+
+- numeric: PSNR of the artifact's output against the reference output (images in [0, 1]); the
+  reference is the eager model for fp32/fp16, the converted Q/DQ PyTorch module for int8.
+- task: PSNR of the output against the clean photo (8-bit RGB, as the benchmark tables), next to the
+  eager fp32 model's on the same input, so the cost of the precision is one subtraction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anyir_core import AnyIRError
+from anyir_core.data import builtin_samples
+from anyir_core.degrade import degrade
+from anyir_core.data import task_seed
+from anyir_core.metrics import psnr, psnr_float
+
+from .base import Artifact, ArtifactError, get_backend, read_record
+from .source import ModelSource
+
+# numeric floors per precision (PSNR of artifact vs reference, dB); backends may name their own
+THRESHOLDS = {"fp32": 60.0, "fp16": 45.0, "int8": 40.0}
+DEFAULT_TASKS = ("noise15", "noise25", "noise50", "rain", "haze")
+
+
+def verification_set(height: int, width: int, tasks=DEFAULT_TASKS, split: str = "heldout"):
+    """(name, task, degraded, clean) with centred HxW crops of the held-out photos; fixed seeds."""
+    out = []
+    for s in builtin_samples(split):
+        h, w = s.clean.shape[:2]
+        if h < height or w < width:
+            raise AnyIRError(f"held-out photo {s.name} ({w}x{h}) is smaller than the {width}x{height} tile")
+        y, x = (h - height) // 2, (w - width) // 2
+        clean = s.clean[y:y + height, x:x + width]
+        for task in tasks:
+            out.append((s.name, task, degrade(clean, task, seed=task_seed(s.name, task)), clean))
+    return out
+
+
+def _nchw(img: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(img.transpose(2, 0, 1)[None], dtype=np.float32)
+
+
+def _hwc(x: np.ndarray) -> np.ndarray:
+    return np.clip(x[0].transpose(1, 2, 0), 0.0, 1.0)
+
+
+def source_for(art: Artifact, checkpoint: str | None = None, quant_state: str | None = None) -> ModelSource:
+    src = ModelSource(checkpoint or art.source.get("checkpoint") or "default", preset=art.preset or None,
+                      quant_state=quant_state or art.source.get("quant_state"))
+    if not src.checkpoint_path.is_file():
+        raise ArtifactError(f"the checkpoint this artifact was made from ({src.checkpoint}) is not here; pass --checkpoint")
+    if art.checkpoint_sha256 and src.checkpoint_sha256 != art.checkpoint_sha256:
+        raise ArtifactError(f"{src.checkpoint} is not the checkpoint this artifact was made from (sha256 differs)")
+    if art.precision == "int8":
+        if not src.quant_state or not Path(src.quant_state).is_dir():
+            raise ArtifactError("the quantization state this int8 artifact was made from is not here; pass --quant-state")
+        if src.quant_info()["sha256"] != art.quant_state_sha256:
+            raise ArtifactError(f"{src.quant_state} is not the quantization state this artifact was made from")
+    return src
+
+
+@torch.no_grad()
+def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state: str | None = None,
+           tasks=DEFAULT_TASKS, threshold: float | None = None, progress: bool = False) -> dict:
+    art = read_record(artifact_file)
+    folder = Path(artifact_file).parent
+    backend = get_backend(art.backend)
+    src = source_for(art, checkpoint, quant_state)
+    runner = backend.load(art, folder)
+    reference = src.reference(art.precision, art.input) if art.precision == "int8" else src.eager_model()
+    eager = src.eager_model() if art.precision == "int8" else reference
+    items = verification_set(art.input.height, art.input.width, tasks)
+    if progress:
+        from tqdm import tqdm
+        items = tqdm(items, desc=f"verify {art.file}", unit="img")
+    rows = []
+    for name, task, deg, clean in items:
+        x = _nchw(deg)
+        out = runner.run_nchw(x)
+        ref = reference(torch.from_numpy(x)).numpy()
+        fp = ref if eager is reference else eager(torch.from_numpy(x)).numpy()
+        rows.append({"image": name, "task": task,
+                     "numeric_psnr": psnr_float(out, ref), "max_abs": float(np.abs(out - ref).max()),
+                     "input_psnr": psnr(deg, clean), "psnr": psnr(_hwc(out), clean), "fp32_psnr": psnr(_hwc(fp), clean)})
+    per_task = {}
+    for task in tasks:
+        rs = [r for r in rows if r["task"] == task]
+        mean = lambda k: float(np.mean([r[k] for r in rs]))  # noqa: E731
+        per_task[task] = {"input_psnr": mean("input_psnr"), "psnr": mean("psnr"), "fp32_psnr": mean("fp32_psnr"),
+                          "drop_vs_fp32": mean("fp32_psnr") - mean("psnr"), "numeric_psnr_min": min(r["numeric_psnr"] for r in rs)}
+    floor = threshold if threshold is not None else THRESHOLDS[art.precision]
+    numeric_min = min(r["numeric_psnr"] for r in rows)
+    return {
+        "artifact": art.file, "backend": art.backend, "precision": art.precision,
+        "reference": "converted Q/DQ PyTorch module (fake-quantized reference)" if art.precision == "int8"
+        else "eager PyTorch fp32 (released FFT fusion)",
+        "tile": [art.input.height, art.input.width], "images": len(rows),
+        "numeric_psnr_min": numeric_min,
+        "numeric_psnr_mean": float(np.mean([r["numeric_psnr"] for r in rows])),
+        "max_abs": max(r["max_abs"] for r in rows),
+        "threshold": floor, "passed": numeric_min >= floor,
+        "per_task": per_task, "per_image": rows,
+    }
+
+
+def format_verdict(v: dict) -> str:
+    lines = [f"{v['artifact']} ({v['backend']} {v['precision']}, tile {v['tile'][0]}x{v['tile'][1]}): "
+             f"numeric PSNR vs {v['reference']}: min {v['numeric_psnr_min']:.1f} dB, mean {v['numeric_psnr_mean']:.1f} dB,"
+             f" max abs {v['max_abs']:.2e} -> {'PASS' if v['passed'] else 'FAIL'} (>= {v['threshold']:.0f} dB)",
+             f"{'task':<10}{'input':>8}{'eager fp32':>12}{v['precision']:>9}{'drop':>8}{'numeric min':>13}"]
+    for task, t in v["per_task"].items():
+        lines.append(f"{task:<10}{t['input_psnr']:>8.2f}{t['fp32_psnr']:>12.2f}{t['psnr']:>9.2f}{t['drop_vs_fp32']:>8.2f}"
+                     f"{t['numeric_psnr_min']:>13.1f}")
+    return "\n".join(lines)

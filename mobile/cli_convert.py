@@ -1,0 +1,150 @@
+"""`anyir qat`, `anyir export`, `anyir verify`, `anyir profile`: the conversion commands."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from anyir_core.errors import AnyIRError
+
+
+def _quiet_toolchain_logs() -> None:
+    # torchao logs that it cannot load its CUDA-only kernels; harmless on CPU (FACTS.md)
+    import logging
+    for name in ("torchao", "executorch", "root"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _tile(size: list[int] | None) -> tuple[int, int]:
+    if not size:
+        return 256, 256
+    h, w = (size[0], size[0]) if len(size) == 1 else size
+    if h % 8 or w % 8 or h < 16 or w < 16:
+        raise AnyIRError(f"--size must be multiples of 8 and at least 16, got {h}x{w}")
+    return h, w
+
+
+def cmd_qat(args) -> None:
+    _quiet_toolchain_logs()
+    from anyir_core.checkpoint import load_checkpoint  # noqa: F401  (fail early on a bad checkpoint)
+    from conversion.quantize import quant_config_from, quantize, resolve_checkpoint
+
+    opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
+                              "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
+                              "save_every": args.save_every}.items() if v is not None}
+    if args.tasks:
+        opts["tasks"] = args.tasks.split(",")
+    else:  # fine-tune on what the checkpoint was trained on
+        sidecar = resolve_checkpoint(args.checkpoint).with_suffix(".json")
+        if sidecar.is_file():
+            tasks = json.loads(sidecar.read_text()).get("recipe", {}).get("tasks")
+            if tasks:
+                opts["tasks"] = tasks
+    if args.data:
+        opts["data"] = args.data
+    out = quantize(args.checkpoint, args.out, quant_config_from(opts), preset=args.preset, resume=args.resume,
+                   quiet=args.quiet, stop_after=args.stop_after)
+    print(f"quantization state: {out}")
+
+
+def cmd_export(args) -> None:
+    _quiet_toolchain_logs()
+    from conversion.base import InputSpec, get_backend, write_record
+    from conversion.source import ModelSource
+
+    backend = get_backend(args.backend)
+    if args.precision not in backend.precisions:
+        raise AnyIRError(f"{args.backend} exports {', '.join(backend.precisions)}, not {args.precision}")
+    h, w = _tile(args.size)
+    spec = InputSpec(height=h, width=w, layout=args.layout)
+    src = ModelSource(args.checkpoint, preset=args.preset, quant_state=args.quant_state)
+    src.fp32_model()  # a bad checkpoint fails here, before minutes of conversion
+    if args.precision == "int8":
+        src.quant_info()
+    out = Path(args.out)
+    if out.is_dir() or not out.suffix:
+        out = out / f"{src.preset}-{args.backend}-{args.precision}-{h}x{w}{backend.suffix}"
+    if out.exists() and not args.force:
+        raise AnyIRError(f"{out} exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    art = backend.export(src, spec, args.precision, out)
+    rec = write_record(art, out.parent)
+    print(f"wrote {out} ({art.bytes / 1e6:.2f} MB) and {rec.name}")
+    d = art.details.get("delegation")
+    if d:
+        print(f"delegation: {d['subgraphs']} XNNPACK subgraph(s), {d['nodes_delegated']} nodes inside, "
+              f"{d['nodes_outside']} outside {d['ops_outside']}; MACs delegated {100 * d['mac_share_delegated']:.2f}%")
+
+
+def cmd_verify(args) -> None:
+    _quiet_toolchain_logs()
+    from anyir_core.degrade import parse_tasks
+    from conversion.verify import DEFAULT_TASKS, format_verdict, verify
+
+    tasks = parse_tasks(args.tasks) if args.tasks else DEFAULT_TASKS
+    v = verify(args.artifact, checkpoint=args.checkpoint, quant_state=args.quant_state, tasks=tasks,
+               progress=not args.quiet)
+    print(format_verdict(v))
+    if args.json:
+        Path(args.json).write_text(json.dumps(v, indent=2) + "\n")
+    if not v["passed"]:
+        raise AnyIRError(f"{v['artifact']}: numeric PSNR {v['numeric_psnr_min']:.1f} dB is below {v['threshold']:.0f} dB")
+
+
+def cmd_profile(args) -> None:
+    _quiet_toolchain_logs()
+    from conversion.base import get_backend, read_record
+
+    art = read_record(args.artifact)
+    prof = get_backend(art.backend).profile(art, Path(args.artifact).parent, repeats=args.repeats)
+    print(f"{art.file}: {prof['source']}, {prof['repeats']} runs; whole method median "
+          f"{prof['method_ms_median']:.2f} ms" if prof.get("method_ms_median") else f"{art.file}: {prof['source']}")
+    print(f"{'op':<48}{'nodes':>7}{'ms/run':>10}")
+    for r in prof["ops"][:args.top]:
+        print(f"{r['op'][:47]:<48}{r['count']:>7}{r['ms_median']:>10.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(prof, indent=2) + "\n")
+
+
+def add_parsers(sub) -> None:
+    s = sub.add_parser("qat", help="quantization-aware fine-tuning (or --mode ptq calibration) for int8 artifacts")
+    s.add_argument("--checkpoint", default="default")
+    s.add_argument("--preset")
+    s.add_argument("--out", required=True, help="folder for the quantization state")
+    s.add_argument("--mode", choices=("qat", "ptq"))
+    s.add_argument("--tasks", help="default: the tasks the checkpoint was trained on")
+    s.add_argument("--data", action="append")
+    for name, typ in (("steps", int), ("patch", int), ("batch", int), ("lr", float), ("seed", int),
+                      ("workers", int), ("threads", int), ("save-every", int)):
+        s.add_argument(f"--{name}", type=typ)
+    s.add_argument("--resume", action="store_true")
+    s.add_argument("--stop-after", type=int, help=__import__("argparse").SUPPRESS)
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_qat)
+
+    s = sub.add_parser("export", help="convert a checkpoint into a mobile artifact")
+    s.add_argument("--backend", required=True)
+    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    s.add_argument("--checkpoint", default="default")
+    s.add_argument("--preset")
+    s.add_argument("--quant-state", help="int8: the folder `anyir qat` wrote")
+    s.add_argument("--size", nargs="+", type=int, metavar="H [W]", help="tile size (default 256)")
+    s.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"))
+    s.add_argument("--out", required=True, help="artifact file, or a folder to name it in")
+    s.add_argument("--force", action="store_true")
+    s.set_defaults(func=cmd_export)
+
+    s = sub.add_parser("verify", help="run an artifact on held-out photos against its PyTorch reference")
+    s.add_argument("artifact")
+    s.add_argument("--checkpoint", help="default: the one named in the artifact's record")
+    s.add_argument("--quant-state")
+    s.add_argument("--tasks")
+    s.add_argument("--json")
+    s.add_argument("--quiet", action="store_true")
+    s.set_defaults(func=cmd_verify)
+
+    s = sub.add_parser("profile", help="per-op timings of an artifact on this host")
+    s.add_argument("artifact")
+    s.add_argument("--repeats", type=int, default=10)
+    s.add_argument("--top", type=int, default=25)
+    s.add_argument("--json")
+    s.set_defaults(func=cmd_profile)
