@@ -7,6 +7,7 @@ including XNNPACK's own per-operator events inside the delegate call.
 from __future__ import annotations
 
 import collections
+import re
 import tempfile
 import time
 import warnings
@@ -128,25 +129,28 @@ class ExecuTorchBackend(Backend):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 inspector = Inspector(etdump_path=str(dump))
-        per_op: dict[str, list] = collections.defaultdict(list)
-        method_ms = []
+        per_run: dict[str, list] = collections.defaultdict(list)  # op type -> per-node lists of run times
+        method_ms, setup = [], {}
         for block in inspector.event_blocks:
             for ev in block.events:
                 if ev.perf_data is None:
                     continue
                 if ev.name == "Method::execute":
                     method_ms += list(ev.perf_data.raw)
-                    continue
-                per_op[ev.name].append(ev.perf_data.raw)
+                elif ev.name in ("DELEGATE_CALL", "Program::load_method", "Method::init"):
+                    setup[ev.name] = float(np.median(ev.perf_data.raw))
+                else:  # XNNPACK names each operator "<type> #<index>": group by type
+                    per_run[re.sub(r"\s*#\d+$", "", ev.name)].append(list(ev.perf_data.raw))
         rows = []
-        for name, runs in per_op.items():
-            # an op name repeats once per node; sum the nodes of one run, then take the median over runs
-            n = min(len(r) for r in runs)
-            totals = np.sum([r[:n] for r in runs], axis=0)
-            rows.append({"op": name, "count": len(runs), "ms_median": float(np.median(totals))})
+        for name, nodes in per_run.items():
+            n = min(len(r) for r in nodes)
+            totals = np.sum([r[:n] for r in nodes], axis=0)  # one number per run: all nodes of this type
+            rows.append({"op": name, "count": len(nodes), "ms_median": float(np.median(totals))})
         rows.sort(key=lambda r: -r["ms_median"])
+        if not method_ms and "DELEGATE_CALL" in setup:
+            method_ms = [setup["DELEGATE_CALL"]]
         return {"method_ms_median": float(np.median(method_ms)) if method_ms else None, "repeats": repeats,
-                "ops": rows, "source": "ETDump + executorch.devtools.Inspector"}
+                "ops": rows, "setup_ms": setup, "source": "ETDump + executorch.devtools.Inspector"}
 
 
 class _PteRunner(Runner):

@@ -30,7 +30,7 @@ def cmd_qat(args) -> None:
 
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
                               "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
-                              "save_every": args.save_every}.items() if v is not None}
+                              "save_every": args.save_every, "calibration": args.calibration}.items() if v is not None}
     if args.tasks:
         opts["tasks"] = args.tasks.split(",")
     else:  # fine-tune on what the checkpoint was trained on
@@ -98,9 +98,10 @@ def cmd_profile(args) -> None:
     prof = get_backend(art.backend).profile(art, Path(args.artifact).parent, repeats=args.repeats)
     print(f"{art.file}: {prof['source']}, {prof['repeats']} runs; whole method median "
           f"{prof['method_ms_median']:.2f} ms" if prof.get("method_ms_median") else f"{art.file}: {prof['source']}")
-    print(f"{'op':<48}{'nodes':>7}{'ms/run':>10}")
+    total = sum(r["ms_median"] for r in prof["ops"]) or 1.0
+    print(f"{'operator type':<48}{'nodes':>7}{'ms/run':>10}{'share':>8}")
     for r in prof["ops"][:args.top]:
-        print(f"{r['op'][:47]:<48}{r['count']:>7}{r['ms_median']:>10.3f}")
+        print(f"{r['op'][:47]:<48}{r['count']:>7}{r['ms_median']:>10.3f}{100 * r['ms_median'] / total:>7.1f}%")
     if args.json:
         Path(args.json).write_text(json.dumps(prof, indent=2) + "\n")
 
@@ -114,7 +115,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--tasks", help="default: the tasks the checkpoint was trained on")
     s.add_argument("--data", action="append")
     for name, typ in (("steps", int), ("patch", int), ("batch", int), ("lr", float), ("seed", int),
-                      ("workers", int), ("threads", int), ("save-every", int)):
+                      ("workers", int), ("threads", int), ("save-every", int), ("calibration", int)):
         s.add_argument(f"--{name}", type=typ)
     s.add_argument("--resume", action="store_true")
     s.add_argument("--stop-after", type=int, help=__import__("argparse").SUPPRESS)
