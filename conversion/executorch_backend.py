@@ -9,7 +9,6 @@ from __future__ import annotations
 import collections
 import re
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
@@ -27,7 +26,7 @@ _MAC_OPS = ("convolution", "conv2d", "bmm", "mm", "addmm", "linear")
 def _node_macs(node) -> int:
     """MACs of a conv / matmul node from its tensors' shapes (0 for everything else)."""
     name = str(node.target)
-    if not any(k in name for k in _MAC_OPS) or "meta" not in dir(node):
+    if not any(k in name for k in _MAC_OPS):
         return 0
     out = node.meta.get("val")
     if out is None or not hasattr(out, "shape"):
@@ -170,13 +169,3 @@ class _PteRunner(Runner):
         out = self.method.execute([torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))])
         return out[0].numpy()
 
-
-def time_runner(runner: Runner, x: np.ndarray, warmup: int = 2, repeats: int = 10) -> float:
-    for _ in range(warmup):
-        runner.run(x)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        runner.run(x)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))

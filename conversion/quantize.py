@@ -31,7 +31,8 @@ from anyir_core.checkpoint import _atomic_write, read_safetensors
 from anyir_core.data import PatchSampler
 from anyir_core.degrade import parse_tasks
 from anyir_core.export import STATISTICS_MODULES
-from anyir_core.train import _batches, _Stop, TrainingInterrupted, load_sources, lr_at, restoration_loss
+from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, load_sources, lr_at,
+                              restoration_loss, summarize_log)
 
 from .base import file_sha256
 
@@ -191,12 +192,6 @@ def load_quantized(state: str | Path, height: int, width: int, checkpoint: str |
         return convert_pt2e(gm), info
 
 
-def _checkpoints(run: Path) -> list[Path]:
-    d = run / "checkpoints"
-    done = [p for p in d.glob("step_*") if (p / "trainer.pt").is_file()] if d.is_dir() else []
-    return sorted(done, key=lambda p: int(p.name.split("_")[1]))
-
-
 def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | None = None, resume: bool = False,
              quiet: bool = False, stop_after: int | None = None) -> Path:
     """QAT-fine-tune (or PTQ-calibrate) `checkpoint` into the state folder `out`; resumable."""
@@ -232,7 +227,6 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
             step, log_lines = int(trainer["step"]), int(trainer["log_lines"])
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.json", lambda t: Path(t).write_text(json.dumps(asdict(cfg), indent=2) + "\n"))
-        from anyir_core.train import _truncate_log, summarize_log
         _truncate_log(out / "log.jsonl", log_lines)
         sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch, seed=cfg.seed * 1000 + 17)
         if cfg.mode == "qat" and step == 0:
