@@ -117,6 +117,21 @@ def restoration_loss(pred: torch.Tensor, target: torch.Tensor, fft_weight: float
     return l1 + fft_weight * fft, {"l1": l1.item(), "fft": fft.item()}
 
 
+def optimizer_step(net, opt, cfg, step: int, inp: torch.Tensor, tgt: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """One step of the recipe at the scheduled learning rate (shared by training and QAT)."""
+    for g in opt.param_groups:
+        g["lr"] = lr_at(cfg, step)
+    loss, parts = restoration_loss(net(inp), tgt, cfg.fft_loss_weight)
+    if not torch.isfinite(loss):
+        raise AnyIRError(f"loss became {float(loss)} at step {step}; lower --lr")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if getattr(cfg, "grad_clip", 0):
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss, parts
+
+
 def lr_at(cfg: TrainConfig, step: int) -> float:
     warm = int(cfg.warmup * cfg.steps)
     if step < warm:
@@ -262,16 +277,7 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
             while step < cfg.steps:
                 inp, tgt, _ = next(batches)
                 inp, tgt = inp.to(device, non_blocking=True), tgt.to(device, non_blocking=True)
-                for g in opt.param_groups:
-                    g["lr"] = lr_at(cfg, step)
-                loss, parts = restoration_loss(net(inp), tgt, cfg.fft_loss_weight)
-                if not torch.isfinite(loss):
-                    raise AnyIRError(f"loss became {float(loss)} at step {step}; lower --lr")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
+                loss, parts = optimizer_step(net, opt, cfg, step, inp, tgt)
                 step += 1
                 done_here += 1
                 window_steps += 1

@@ -31,8 +31,8 @@ from anyir_core.checkpoint import _atomic_write, read_safetensors
 from anyir_core.data import PatchSampler
 from anyir_core.degrade import parse_tasks
 from anyir_core.export import STATISTICS_MODULES
-from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, load_sources, lr_at,
-                              restoration_loss, summarize_log)
+from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, load_sources,
+                              optimizer_step, restoration_loss, summarize_log)
 
 from .base import file_sha256
 
@@ -243,14 +243,7 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
             while step < cfg.steps:
                 inp, tgt, _ = next(batches)
                 if opt is not None:
-                    for g in opt.param_groups:
-                        g["lr"] = lr_at(cfg, step)
-                    loss, parts = restoration_loss(gm(inp), tgt, cfg.fft_loss_weight)
-                    if not torch.isfinite(loss):
-                        raise AnyIRError(f"QAT loss became {float(loss)} at step {step}; lower --lr")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
+                    loss, parts = optimizer_step(gm, opt, cfg, step, inp, tgt)
                 else:
                     with torch.no_grad():
                         loss, parts = restoration_loss(gm(inp), tgt, cfg.fft_loss_weight)
