@@ -134,6 +134,25 @@ def calibrate_activation_ranges(gm_qat, fp_model, sampler: PatchSampler, batches
     return n
 
 
+@torch.no_grad()
+def refresh_weight_ranges(gm, height: int, width: int) -> None:
+    """Set every weight quantizer's range to its weights' exact per-channel min/max.
+
+    During QAT the weight quantizers track a moving average of the changing weights, which can lag them:
+    in the shipped state 17,581 of 931,756 weights lay outside those averaged ranges and would have been
+    clipped at conversion (its task PSNR moved by at most 0.02 dB once they were not; the haze gap to
+    fp32 has another cause)."""
+    weight_quantizers = {id(m): m for _, m in gm.named_modules() if _is_weight_quantizer(m)}.values()
+    for mod in weight_quantizers:
+        obs = mod.activation_post_process
+        obs.min_val.data = torch.tensor([])
+        obs.max_val.data = torch.tensor([])
+        mod.enable_observer()
+    gm(torch.zeros(1, 3, height, width))  # activation observers are frozen; weight ones see the weights once
+    for mod in weight_quantizers:
+        mod.disable_observer()
+
+
 def _learned_state(gm: torch.nn.Module) -> dict:
     # `_tensor_constant*` are trace-time scalars (1/sqrt(HW), eps): they belong to the traced size, not the state
     return {k: v.detach().contiguous().clone() for k, v in gm.state_dict().items()
@@ -187,6 +206,8 @@ def load_quantized(state: str | Path, height: int, width: int, checkpoint: str |
         raise CheckpointError(f"{folder}: state does not fit this model/quantizer ({len(set(saved) ^ expected)} keys differ)")
     gm.load_state_dict(saved, strict=False)
     move_exported_model_to_eval(gm)
+    if info["mode"] == "qat":
+        refresh_weight_ranges(gm, height, width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return convert_pt2e(gm), info
