@@ -172,6 +172,14 @@ class Backend:
     precisions: tuple[str, ...] = ()
     layouts: tuple[str, ...] = ("NCHW",)
     can_run_here = True  # False where the runtime cannot execute on this host (verify then says how it checks)
+    not_yet: dict[str, str] = {}  # precision -> why it is refused (open work), for a one-line error
+
+    def check(self, precision: str, layout: str) -> None:
+        if precision not in self.precisions:
+            raise BackendUnavailable(self.not_yet.get(precision)
+                                     or f"{self.name} exports {', '.join(self.precisions)}, not {precision}")
+        if layout not in self.layouts:
+            raise BackendUnavailable(f"{self.name} artifacts take {' or '.join(self.layouts)} input, not {layout}")
 
     def available(self) -> str | None:
         """None when usable here, else one line saying what is missing."""
@@ -192,7 +200,7 @@ class Backend:
 _REGISTRY: dict[str, type[Backend]] = {}
 # backend name -> module that registers it (imported on first use, so a missing runtime only
 # matters to the backend that needs it)
-KNOWN_BACKENDS = {"executorch": "conversion.executorch_backend"}
+KNOWN_BACKENDS = {"executorch": "conversion.executorch_backend", "tflite": "conversion.tflite_backend"}
 
 
 def register(cls: type[Backend]) -> type[Backend]:

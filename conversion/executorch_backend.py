@@ -83,10 +83,7 @@ class ExecuTorchBackend(Backend):
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
         from executorch.exir import to_edge_transform_and_lower
 
-        if precision not in self.precisions:
-            raise BackendUnavailable(f"executorch exports {', '.join(self.precisions)}, not {precision}")
-        if spec.layout != "NCHW":
-            raise BackendUnavailable("executorch artifacts take NCHW input (the runtime's tensors are NCHW)")
+        self.check(precision, spec.layout)
         module = source.reference(precision, spec)
         x = torch.rand(spec.shape)
         with warnings.catch_warnings():

@@ -52,17 +52,17 @@ def cmd_export(args) -> None:
     from conversion.source import ModelSource
 
     backend = get_backend(args.backend)
-    if args.precision not in backend.precisions:
-        raise AnyIRError(f"{args.backend} exports {', '.join(backend.precisions)}, not {args.precision}")
     h, w = _tile(args.size)
     spec = InputSpec(height=h, width=w, layout=args.layout)
+    backend.check(args.precision, spec.layout)
     src = ModelSource(args.checkpoint, preset=args.preset, quant_state=args.quant_state)
     src.fp32_model()  # a bad checkpoint fails here, before minutes of conversion
     if args.precision == "int8":
         src.quant_info()
     out = Path(args.out)
     if out.is_dir() or not out.suffix:
-        out = out / f"{src.preset}-{args.backend}-{args.precision}-{h}x{w}{backend.suffix}"
+        layout = "-nhwc" if spec.layout == "NHWC" else ""
+        out = out / f"{src.preset}-{args.backend}-{args.precision}-{h}x{w}{layout}{backend.suffix}"
     if out.exists() and not args.force:
         raise AnyIRError(f"{out} exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
