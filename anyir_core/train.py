@@ -61,13 +61,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad:
-            raise AnyIRError(f"unknown training option(s): {', '.join(bad)}")
-        cfg = cls(**d)
-        cfg.validate()
-        return cfg
+        return config_from(cls, d, "training")
 
     def validate(self) -> None:
         resolve_config(self.preset)
@@ -83,6 +77,16 @@ class TrainConfig:
             raise AnyIRError("--darken is a probability in [0, 1]")
         if not 0 <= self.warmup < 1:
             raise AnyIRError("--warmup is a fraction of the steps in [0, 1)")
+
+
+def config_from(cls, opts: dict, what: str):
+    """A validated config dataclass from a mapping; unknown names get one line naming them."""
+    bad = sorted(set(opts) - {f.name for f in fields(cls)})
+    if bad:
+        raise AnyIRError(f"unknown {what} option(s): {', '.join(bad)}")
+    cfg = cls(**opts)
+    cfg.validate()
+    return cfg
 
 
 def load_sources(specs: list[str], tasks: list[str]) -> list[Sample]:

@@ -21,7 +21,7 @@ import os
 import shutil
 import time
 import warnings
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -31,7 +31,7 @@ from anyir_core.checkpoint import _atomic_write, read_safetensors
 from anyir_core.data import PatchSampler
 from anyir_core.degrade import parse_tasks
 from anyir_core.export import STATISTICS_MODULES
-from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, load_sources,
+from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, config_from, load_sources,
                               optimizer_step, restoration_loss, summarize_log)
 
 from .base import file_sha256
@@ -313,10 +313,4 @@ def _save_step(out: Path, gm, opt, step: int, log_lines: int) -> None:
 
 
 def quant_config_from(opts: dict) -> QuantConfig:
-    known = {f.name for f in fields(QuantConfig)}
-    bad = sorted(set(opts) - known)
-    if bad:
-        raise AnyIRError(f"unknown quantization option(s): {', '.join(bad)}")
-    cfg = QuantConfig(**opts)
-    cfg.validate()
-    return cfg
+    return config_from(QuantConfig, opts, "quantization")

@@ -14,9 +14,8 @@ import numpy as np
 import torch
 
 from anyir_core import AnyIRError
-from anyir_core.data import builtin_samples
+from anyir_core.data import builtin_samples, task_seed
 from anyir_core.degrade import degrade
-from anyir_core.data import task_seed
 from anyir_core.metrics import psnr, psnr_float
 
 from .base import Artifact, ArtifactError, get_backend, read_record

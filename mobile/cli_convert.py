@@ -25,7 +25,6 @@ def _tile(size: list[int] | None) -> tuple[int, int]:
 
 def cmd_qat(args) -> None:
     _quiet_toolchain_logs()
-    from anyir_core.checkpoint import load_checkpoint  # noqa: F401  (fail early on a bad checkpoint)
     from conversion.quantize import quant_config_from, quantize, resolve_checkpoint
 
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
