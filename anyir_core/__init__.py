@@ -2,9 +2,16 @@
 
 Knows nothing of mobile runtimes: imports torch, numpy and pillow only.
 """
+from importlib import metadata as _metadata
+
 from .errors import AnyIRError, CheckpointError, ImageError
 from .presets import AnyIRConfig, get_preset, list_presets, resolve_config
 from .model import AnyIR, pad_to_multiple, SIZE_MULTIPLE
+
+try:
+    __version__ = _metadata.version("anyir-mobile")
+except _metadata.PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+source"
 
 
 def create_model(preset: str = "anyir", use_fft: bool = True, **overrides) -> AnyIR:

@@ -201,6 +201,8 @@ _REGISTRY: dict[str, type[Backend]] = {}
 # backend name -> module that registers it (imported on first use, so a missing runtime only
 # matters to the backend that needs it)
 KNOWN_BACKENDS = {"executorch": "conversion.executorch_backend", "tflite": "conversion.tflite_backend"}
+# backends that are open work: named, refused with the reason, and reported as such by `anyir build`
+PLANNED_BACKENDS = {"coreml": "the Core ML backend is not built yet (issue 6): no .mlpackage can be made here"}
 
 
 def register(cls: type[Backend]) -> type[Backend]:
@@ -208,7 +210,9 @@ def register(cls: type[Backend]) -> type[Backend]:
     return cls
 
 
-def get_backend(name: str) -> Backend:
+def get_backend_class(name: str) -> type[Backend]:
+    if name in PLANNED_BACKENDS:
+        raise BackendUnavailable(PLANNED_BACKENDS[name])
     if name not in KNOWN_BACKENDS:
         raise AnyIRError(f"unknown backend {name!r}; choose from {', '.join(KNOWN_BACKENDS)}")
     if name not in _REGISTRY:
@@ -216,7 +220,11 @@ def get_backend(name: str) -> Backend:
             importlib.import_module(KNOWN_BACKENDS[name])
         except ImportError as e:
             raise BackendUnavailable(f"backend {name!r} cannot be imported here: {e}") from None
-    backend = _REGISTRY[name]()
+    return _REGISTRY[name]
+
+
+def get_backend(name: str) -> Backend:
+    backend = get_backend_class(name)()
     missing = backend.available()
     if missing:
         raise BackendUnavailable(f"backend {name!r} is not usable here: {missing}")

@@ -48,9 +48,14 @@ def _hwc(x: np.ndarray) -> np.ndarray:
     return np.clip(x[0].transpose(1, 2, 0), 0.0, 1.0)
 
 
-def source_for(art: Artifact, checkpoint: str | None = None, quant_state: str | None = None) -> ModelSource:
+def source_for(art: Artifact, checkpoint: str | None = None, quant_state: str | None = None,
+               folder: Path | None = None) -> ModelSource:
+    recorded = art.source.get("quant_state")
+    if not quant_state and recorded and folder is not None and not Path(recorded).is_absolute():
+        # a bundle records the state relative to the artifact's folder, so it survives being moved
+        quant_state = str(folder / recorded) if (folder / recorded).is_dir() else None
     src = ModelSource(checkpoint or art.source.get("checkpoint") or "default", preset=art.preset or None,
-                      quant_state=quant_state or art.source.get("quant_state"))
+                      quant_state=quant_state or recorded)
     if not src.checkpoint_path.is_file():
         raise ArtifactError(f"the checkpoint this artifact was made from ({src.checkpoint}) is not here; pass --checkpoint")
     if art.checkpoint_sha256 and src.checkpoint_sha256 != art.checkpoint_sha256:
@@ -69,7 +74,7 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
     art = read_record(artifact_file)
     folder = Path(artifact_file).parent
     backend = get_backend(art.backend)
-    src = source_for(art, checkpoint, quant_state)
+    src = source_for(art, checkpoint, quant_state, folder)
     runner = backend.load(art, folder)
     reference = src.reference(art.precision, art.input) if art.precision == "int8" else src.eager_model()
     eager = src.eager_model() if art.precision == "int8" else reference

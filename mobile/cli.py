@@ -104,7 +104,7 @@ def cmd_eval(args) -> None:
         print(f"wrote {args.grid}")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv=None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="anyir", description="AnyIR Mobile: all-in-one image restoration for phones")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -157,13 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .cli_convert import add_parsers
     add_parsers(sub)
+    from .cli_bundle import add_parsers as add_bundle_parsers
+    add_bundle_parsers(sub, argv=list(argv) if argv is not None else sys.argv[1:])
     return p
 
 
 def main(argv=None) -> None:
     from anyir_core.errors import AnyIRError
 
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
     try:
         args.func(args)

@@ -10,7 +10,7 @@ from anyir_core.errors import AnyIRError
 def _quiet_toolchain_logs() -> None:
     # torchao logs that it cannot load its CUDA-only kernels; harmless on CPU (FACTS.md)
     import logging
-    for name in ("torchao", "executorch", "root"):
+    for name in ("torchao", "executorch", "root", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 

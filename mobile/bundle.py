@@ -1,0 +1,477 @@
+"""`anyir build`: checkpoint -> app-ready bundle, and `anyir bundle verify`.
+
+A bundle is built in a hidden folder beside its destination and renamed into place only when every
+file, the manifest and its schema check are written, so an interrupted build leaves nothing that looks
+like a bundle. Layout (the demo apps read it through manifest.json, never by guessing names):
+
+    dist/<name>-<version>/
+      manifest.json            the single source of truth (schema: mobile/schema/manifest-1.schema.json)
+      README.md                model card
+      report.md, report.html   numbers, plots, before/after images (report/*.png)
+      android/                 what an Android app packs as assets: .tflite, .pte (+ their records)
+      ios/                     what an iOS app adds to its target: .mlpackage, .pte (+ their records)
+      testvectors/             tile plans, blend weights, pre/post-processed arrays for the app tests
+      provenance/              the quantization state every int8 artifact came from, the checkpoint sidecar
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import signal
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from anyir_core.errors import AnyIRError
+
+SCHEMA_ID = "anyir-mobile/manifest/1"
+SCHEMA_FILE = Path(__file__).with_name("schema") / "manifest-1.schema.json"
+# where each runtime's artifacts go: the platforms whose apps run it
+PLATFORMS = {"executorch": ("android", "ios"), "tflite": ("android",), "coreml": ("ios",)}
+DEFAULT_LAYOUT = {"tflite": "NHWC"}  # Android bitmaps are interleaved; the others take NCHW
+# the order `anyir restore` prefers when no artifact is named: fastest first, among those that passed
+PREFERENCE = (("executorch", "int8"), ("tflite", "int8"), ("executorch", "fp32"), ("tflite", "fp32"),
+              ("tflite", "fp16"), ("coreml", "int8"), ("coreml", "fp16"), ("coreml", "fp32"))
+
+
+@dataclass
+class BuildConfig:
+    checkpoint: str = "default"
+    preset: str | None = None
+    backends: list[str] = field(default_factory=lambda: ["executorch", "tflite", "coreml"])
+    precisions: list[str] | None = None  # None: every precision each backend offers or has open
+    size: list[int] = field(default_factory=lambda: [256, 256])
+    overlap: int | None = None  # None: anyir_core.tiling.DEFAULT_OVERLAP
+    layouts: dict = field(default_factory=dict)  # backend -> NCHW|NHWC
+    quant_state: str | None = None  # reuse a state from `anyir qat` instead of running QAT here
+    qat: dict = field(default_factory=lambda: {"steps": 40, "calibration": 16})  # QuantConfig overrides
+    tasks: list[str] = field(default_factory=lambda: ["noise15", "noise25", "noise50", "rain", "haze"])
+    name: str | None = None
+    version: str | None = None
+    out: str = "dist"
+    force: bool = False
+    strict: bool = False
+    repeats: int = 10
+
+    def validate(self) -> None:
+        from conversion.base import KNOWN_BACKENDS, PLANNED_BACKENDS
+        if len(self.size) not in (1, 2):
+            raise AnyIRError("size takes H or H W")
+        h, w = (self.size * 2)[:2]
+        if h % 8 or w % 8 or h < 16 or w < 16:
+            raise AnyIRError(f"tile size must be multiples of 8 and at least 16, got {h}x{w}")
+        for b in self.backends:
+            if b not in KNOWN_BACKENDS and b not in PLANNED_BACKENDS:
+                raise AnyIRError(f"unknown backend {b!r}; choose from {', '.join([*KNOWN_BACKENDS, *PLANNED_BACKENDS])}")
+        for p in self.precisions or ():
+            if p not in ("fp32", "fp16", "int8"):
+                raise AnyIRError(f"unknown precision {p!r}; choose from fp32, fp16, int8")
+        for b, lay in self.layouts.items():
+            if lay not in ("NCHW", "NHWC"):
+                raise AnyIRError(f"layout for {b} must be NCHW or NHWC, got {lay!r}")
+        if self.repeats < 1:
+            raise AnyIRError("repeats must be at least 1")
+
+    @property
+    def tile(self) -> tuple[int, int]:
+        h, w = (list(self.size) * 2)[:2]
+        return int(h), int(w)
+
+
+def build_config_from(opts: dict) -> BuildConfig:
+    from anyir_core.train import config_from
+    return config_from(BuildConfig, opts, "build")
+
+
+# --- small pieces -------------------------------------------------------------------------------
+
+class Stages:
+    """Wall time per stage, printed as it goes."""
+
+    def __init__(self, quiet: bool):
+        self.rows: list[dict] = []
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    @contextmanager
+    def __call__(self, name: str):
+        t = time.perf_counter()
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:6.0f} s] {name} ...", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            self.rows.append({"stage": name, "seconds": round(time.perf_counter() - t, 2)})
+
+    @property
+    def total(self) -> float:
+        return round(time.perf_counter() - self.t0, 2)
+
+
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the partial folder is removed."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _file_table(root: Path) -> dict:
+    from conversion.base import file_sha256
+    table = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "manifest.json":
+            table[_rel(p, root)] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
+    return table
+
+
+def load_schema() -> dict:
+    return json.loads(SCHEMA_FILE.read_text())
+
+
+def schema_errors(manifest: dict) -> list[str]:
+    import jsonschema
+    validator = jsonschema.Draft202012Validator(load_schema())
+    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:160]}"
+            for e in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))]
+
+
+def host_info() -> dict:
+    import torch
+    return {"machine": platform.machine(), "system": f"{platform.system()} {platform.release()}",
+            "cpus": os.cpu_count() or 1, "threads": torch.get_num_threads()}
+
+
+# --- the build ----------------------------------------------------------------------------------
+
+def plan_variants(cfg: BuildConfig) -> list[tuple[str, str, str]]:
+    """(backend, precision, layout) to attempt, in order."""
+    from conversion.base import KNOWN_BACKENDS, PLANNED_BACKENDS, get_backend_class
+    out = []
+    for b in cfg.backends:
+        layout = cfg.layouts.get(b, DEFAULT_LAYOUT.get(b, "NCHW"))
+        if cfg.precisions is not None:
+            precisions = list(cfg.precisions)
+        elif b in PLANNED_BACKENDS or b not in KNOWN_BACKENDS:
+            precisions = ["fp16", "fp32", "int8"] if b == "coreml" else ["fp32", "int8"]
+        else:
+            cls = get_backend_class(b)
+            precisions = [p for p in ("fp32", "fp16", "int8") if p in cls.precisions or p in cls.not_yet]
+        out += [(b, p, layout) for p in precisions]
+    return out
+
+
+def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -> Path:
+    """Run the whole build; return the bundle folder. Raises AnyIRError on a user error."""
+    import anyir_core
+    cfg.validate()
+    from anyir_core.inspect import count_macs, count_parameters
+    from anyir_core.tiling import DEFAULT_OVERLAP
+    from conversion.base import file_sha256, tool_versions
+    from conversion.source import ModelSource
+
+    overlap = DEFAULT_OVERLAP if cfg.overlap is None else cfg.overlap
+    tile = cfg.tile
+    if not 0 <= overlap < min(tile) // 2:
+        raise AnyIRError(f"overlap {overlap} must be in [0, {min(tile) // 2}) for a {tile[0]}x{tile[1]} tile")
+    stages = Stages(quiet)
+    src = ModelSource(cfg.checkpoint, preset=cfg.preset)
+    with stages("check the checkpoint"):
+        fp32 = src.fp32_model()  # a bad checkpoint fails here, before anything is written
+        eager = load_eager(src)
+    name = cfg.name or src.preset
+    version = cfg.version or anyir_core.__version__
+    dest = Path(cfg.out) / f"{name}-{version}"
+    if dest.exists() and not cfg.force:
+        raise AnyIRError(f"{dest} exists; pass --force to replace it, or --version/--name to build beside it")
+    variants = plan_variants(cfg)
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    tmp = Path(cfg.out) / f".{name}-{version}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        with _terminate_as_interrupt():
+            manifest = _build_into(tmp, cfg, src, eager, fp32, variants, tile, overlap, stages, quiet)
+            manifest.update(name=name, version=version,
+                            builder={"tool": f"anyir-mobile {anyir_core.__version__}",
+                                     "tools": tool_versions("torch", "executorch", "litert-torch", "ai-edge-litert",
+                                                            "coremltools", "torchao", "numpy"),
+                                     "host": host_info(), "command": command})
+            manifest["model"].update(parameters=count_parameters(fp32), macs_per_tile=count_macs(eager.model, tile),
+                                     checkpoint={"name": str(cfg.checkpoint), "sha256": file_sha256(src.checkpoint_path),
+                                                 "bytes": src.checkpoint_path.stat().st_size})
+            manifest["build"] = {"stages": stages.rows, "seconds": stages.total}
+            with stages("report and model card"):
+                from .report import write_model_card, write_report
+                write_report(tmp, manifest)
+                write_model_card(tmp, manifest, src)
+            manifest["build"] = {"stages": stages.rows, "seconds": stages.total}
+            _write_manifest(tmp, manifest)
+            errors = schema_errors(json.loads((tmp / "manifest.json").read_text()))
+            if errors:
+                raise AnyIRError(f"internal: the manifest does not match its schema: {errors[0]}")
+            if dest.exists():
+                shutil.rmtree(dest)  # --force, checked above
+            tmp.rename(dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+def load_eager(src):
+    from anyir_core import load_checkpoint
+    from conversion.source import _Unpadded
+    return _Unpadded(load_checkpoint(src.checkpoint, preset=src.preset)).eval()
+
+
+def _write_manifest(root: Path, manifest: dict) -> None:
+    manifest["files"] = _file_table(root)
+    order = ["schema", "name", "version", "created", "builder", "model", "input", "quantization", "default_artifact",
+             "artifacts", "failed", "host_latency", "build", "files"]
+    text = json.dumps({k: manifest[k] for k in order if k in manifest}, indent=2) + "\n"
+    (root / "manifest.json").write_text(text)
+
+
+def _build_into(root: Path, cfg: BuildConfig, src, eager, fp32, variants, tile, overlap, stages, quiet) -> dict:
+    from conversion.base import InputSpec, get_backend, write_record
+
+    from .measure import host_latency, photo_quality
+
+    failed: list[dict] = []
+    quant = None
+    needs_int8 = any(p == "int8" for _, p, _ in variants)
+    if needs_int8:
+        with stages("quantize (QAT)" if not cfg.quant_state else "quantization state"):
+            try:
+                quant = _quant_state(root, cfg, src, quiet)
+            except AnyIRError as e:
+                if cfg.strict:
+                    raise
+                failed += [{"backend": b, "precision": p, "layout": lay, "stage": "quantize", "error": str(e)}
+                           for b, p, lay in variants if p == "int8"]
+                variants = [v for v in variants if v[1] != "int8"]
+
+    built = []  # (Artifact, folder, verify result)
+    for b, p, layout in variants:
+        vid = f"{b}-{p}" + ("-nhwc" if layout == "NHWC" else "")
+        stage = "export"
+        try:
+            with stages(f"export {vid}"):
+                backend = get_backend(b)
+                spec = InputSpec(height=tile[0], width=tile[1], layout=layout)
+                backend.check(p, layout)
+                folder = root / PLATFORMS.get(b, ("android",))[0]
+                folder.mkdir(exist_ok=True)
+                file = folder / f"{src.preset}-{b}-{p}-{tile[0]}x{tile[1]}{'-nhwc' if layout == 'NHWC' else ''}{backend.suffix}"
+                art = backend.export(src, spec, p, file)
+                if p == "int8":
+                    art.source["quant_state"] = "../provenance/quant"  # relative to the artifact's folder
+                art.source["checkpoint"] = str(cfg.checkpoint)
+                write_record(art, folder)
+            stage = "verify"
+            with stages(f"verify {vid}"):
+                from conversion.verify import verify
+                v = verify(file, checkpoint=cfg.checkpoint, quant_state=str(root / "provenance" / "quant") if p == "int8" else None,
+                           tasks=tuple(cfg.tasks), progress=not quiet)
+            if not quiet:
+                from conversion.verify import format_verdict
+                print(format_verdict(v), file=sys.stderr)
+            stage = "restore photos"
+            with stages(f"restore held-out photos {vid}"):
+                runner = backend.load(art, folder)
+                photos = photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)
+            built.append({"id": vid, "art": art, "folder": folder, "verify": v, "photos": photos, "runner": runner})
+        except AnyIRError as e:
+            if cfg.strict:
+                raise AnyIRError(f"{vid}: {e} (--strict)") from None
+            failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage, "error": str(e)})
+            if not quiet:
+                print(f"  {vid}: {stage} failed: {e}", file=sys.stderr)
+        except Exception as e:  # a converter crash: report it, ship the others
+            if cfg.strict:
+                raise
+            failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage,
+                           "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
+            if not quiet:
+                print(f"  {vid}: {stage} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+    with stages("host latency, side by side"):
+        lat = host_latency(eager, [(x["id"], x["runner"]) for x in built], tile, cfg.repeats)
+
+    entries = []
+    for x in built:
+        art, v = x["art"], x["verify"]
+        paths, records = {}, {}
+        for plat in PLATFORMS.get(art.backend, ("android",)):
+            d = root / plat
+            d.mkdir(exist_ok=True)
+            if d != x["folder"]:
+                _copy(x["folder"] / art.file, d / art.file)
+                shutil.copy2(x["folder"] / f"{art.file}.json", d / f"{art.file}.json")
+            paths[plat] = _rel(d / art.file, root)
+            records[plat] = _rel(d / f"{art.file}.json", root)
+        entries.append({
+            "id": x["id"], "backend": art.backend, "precision": art.precision, "paths": paths, "record": records,
+            "bytes": art.bytes, "sha256": art.sha256, "input": art.to_dict()["input"], "quant_scheme": art.quant_scheme,
+            "runtime": art.runtime, "tools": art.tools,
+            "numerics": {"reference": v["reference"], "psnr_min": round(v["numeric_psnr_min"], 2),
+                         "psnr_mean": round(v["numeric_psnr_mean"], 2), "max_abs": v["max_abs"],
+                         "threshold": v["threshold"], "passed": v["passed"], "tiles": v["images"]},
+            "quality": {"tiles": {t: {k: round(val, 3) for k, val in d.items()} for t, d in v["per_task"].items()},
+                        "photos": x["photos"]},
+            "latency": lat["artifacts"][x["id"]] | {"eager_fp32_ms_median": lat["eager_ms_median"],
+                                                   "threads": lat["threads"], "repeats": lat["repeats"]},
+            "status": "ok" if v["passed"] else "below-threshold",
+            "details": art.details,
+        })
+    with stages("test vectors"):
+        from .vectors import write_vectors
+        write_vectors(root / "testvectors", {x["id"]: x["runner"] for x in built}, tile, overlap,
+                      tolerances={x["id"]: x["verify"]["threshold"] for x in built})
+    default = next((e["id"] for b, p in PREFERENCE for e in entries
+                    if e["backend"] == b and e["precision"] == p and e["status"] == "ok"), None)
+    if default is None and entries:
+        default = entries[0]["id"]
+    if entries:
+        with stages("before/after images"):
+            from .report import before_after
+            runner = next(x["runner"] for x in built if x["id"] == default)
+            before_after(root / "report" / "before_after.png", runner.run_nchw, tile, overlap, cfg.tasks)
+    if not entries:
+        raise AnyIRError("no artifact was built: " + "; ".join(f"{f['backend']} {f['precision']}: {f['error']}" for f in failed))
+    sidecar = src.checkpoint_path.with_suffix(".json")
+    side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    (root / "provenance").mkdir(exist_ok=True)
+    if side:
+        (root / "provenance" / "checkpoint.json").write_text(json.dumps(side, indent=2) + "\n")
+    return {
+        "schema": SCHEMA_ID,
+        "created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
+        "model": {"architecture": "AnyIR", "preset": src.preset, "training": _training_summary(side),
+                  "tasks": list(side.get("recipe", {}).get("tasks") or cfg.tasks)},
+        "input": {"tile": list(tile), "overlap": overlap, "value_range": [0.0, 1.0], "color_order": "RGB",
+                  "dtype": "float32", "padding": "reflect at bottom/right up to the tile size (mirror, edge pixel not repeated)",
+                  "blend": "weights w(y)*w(x), w(t) = sin^2(pi/2*(t+0.5)/overlap) over the first/last `overlap` pixels, "
+                           "1 inside; sum of weighted outputs / sum of weights",
+                  "plan": "per axis n = 1 + ceil((L - T) / (T - overlap)) tiles, origin_i = floor(i * (L - T) / (n - 1))"},
+        "quantization": quant,
+        "default_artifact": default,
+        "artifacts": entries,
+        "failed": failed,
+        "host_latency": lat,
+    }
+
+
+def _copy(a: Path, b: Path) -> None:
+    if a.is_dir():
+        shutil.copytree(a, b)
+    else:
+        shutil.copy2(a, b)
+
+
+def _training_summary(side: dict) -> dict:
+    keep = ("steps", "patch", "batch", "lr", "tasks", "data", "seed", "darken")
+    recipe = side.get("recipe", {})
+    return {"recipe": {k: recipe[k] for k in keep if k in recipe}, "step": side.get("step"),
+            **({"log": side["training"]} if "training" in side else {}),
+            **({"metrics": side["metrics"]} if "metrics" in side else {})}
+
+
+def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool) -> dict:
+    from conversion.quantize import STATE_FILE, quant_config_from, quantize, read_quant_info
+    dest = root / "provenance" / "quant"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if cfg.quant_state:
+        qs = Path(cfg.quant_state)
+        if not (qs / STATE_FILE).is_file():
+            raise AnyIRError(f"{qs}: not a quantization state folder (no {STATE_FILE}); make one with `anyir qat`")
+        dest.mkdir()
+        for f in ("quant.json", STATE_FILE):
+            shutil.copy2(qs / f, dest / f)
+    else:
+        sidecar = src.checkpoint_path.with_suffix(".json")
+        opts = dict(cfg.qat)
+        if "tasks" not in opts and sidecar.is_file():
+            tasks = json.loads(sidecar.read_text()).get("recipe", {}).get("tasks")
+            if tasks:
+                opts["tasks"] = tasks
+        work = root.parent / f"{root.name}-qat"
+        shutil.rmtree(work, ignore_errors=True)
+        try:
+            quantize(cfg.checkpoint, work, quant_config_from(opts), preset=src.preset, quiet=quiet)
+            dest.mkdir()
+            for f in ("quant.json", STATE_FILE):
+                shutil.copy2(work / f, dest / f)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    src.quant_state = str(dest)
+    info = src.quant_info()  # refuses a state from another checkpoint
+    return {"scheme": info["scheme"], "mode": info["mode"], "steps": int(info.get("steps", 0)),
+            "sha256": info["sha256"], "recipe": info.get("recipe", {}),
+            "files": [f"provenance/quant/{f}" for f in ("quant.json", STATE_FILE)]}
+
+
+# --- bundle verify ------------------------------------------------------------------------------
+
+def verify_bundle(folder: str | Path) -> dict:
+    """Schema, checksums, missing and extra files. Returns {"ok": bool, "problems": [...], "manifest": ...}."""
+    from conversion.base import file_sha256
+    root = Path(folder)
+    if not root.is_dir():
+        raise AnyIRError(f"{root}: not a bundle folder")
+    mpath = root / "manifest.json"
+    if not mpath.is_file():
+        raise AnyIRError(f"{root}: no manifest.json (not a bundle, or an unfinished one)")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except json.JSONDecodeError as e:
+        raise AnyIRError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    problems = [f"manifest.json: {e}" for e in schema_errors(manifest)]
+    files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
+    for rel, want in sorted(files.items()):
+        p = root / rel
+        if not p.is_file():
+            problems.append(f"{rel}: missing")
+        elif p.stat().st_size != want.get("bytes") or file_sha256(p) != want.get("sha256"):
+            problems.append(f"{rel}: changed (size or sha256 differs from the manifest)")
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != "manifest.json" and _rel(p, root) not in files:
+            problems.append(f"{_rel(p, root)}: not listed in the manifest")
+    for a in manifest.get("artifacts", []) if isinstance(manifest.get("artifacts"), list) else []:
+        for rel in (a.get("paths") or {}).values():
+            if rel not in files:
+                problems.append(f"{rel}: artifact {a.get('id')} is not in the file table")
+            elif files[rel].get("sha256") != a.get("sha256") and not (root / rel).is_dir():
+                problems.append(f"{rel}: artifact {a.get('id')} sha256 differs from its file-table entry")
+    return {"ok": not problems, "problems": problems, "manifest": manifest}
+
+
+def find_artifact(manifest: dict, backend: str | None, precision: str | None, platform_: str | None = None) -> dict:
+    arts = manifest.get("artifacts", [])
+    if not backend and not precision:
+        chosen = [a for a in arts if a["id"] == manifest.get("default_artifact")]
+    else:
+        chosen = [a for a in arts if (not backend or a["backend"] == backend) and (not precision or a["precision"] == precision)]
+    if not chosen:
+        have = ", ".join(f"{a['backend']} {a['precision']}" for a in arts) or "none"
+        raise AnyIRError(f"the bundle has no {backend or ''} {precision or ''} artifact (it has: {have})".replace("  ", " "))
+    return chosen[0]
