@@ -95,14 +95,24 @@ def load_bundle_runner(bundle: str | Path, backend: str | None, precision: str |
     return entry, get_backend(art.backend).load(art, file.parent), m
 
 
+def check_image(path: Path) -> None:
+    from PIL import Image, UnidentifiedImageError
+    if not path.is_file():
+        raise AnyIRError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+
+
 def cmd_restore(args) -> None:
     from anyir_core.tiling import TilePlan, read_photo, restore_tiled, write_photo
     from .cli_convert import _quiet_toolchain_logs
     _quiet_toolchain_logs()
     images = [Path(p) for p in args.images]
-    for p in images:
-        if not p.is_file():
-            raise AnyIRError(f"{p}: no such image file")
+    for p in images:  # every input checked before the runtime loads (and before anything is written)
+        check_image(p)
     out = Path(args.out)
     to_folder = len(images) > 1 or out.is_dir() or not out.suffix
     targets = [(out / f"{p.stem}.png") if to_folder else out for p in images]
