@@ -7,6 +7,8 @@ full-integer int8 file carried from the QAT state are issue 5's open work and ar
 from __future__ import annotations
 
 import collections
+import contextlib
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -61,11 +63,12 @@ class TFLiteBackend(Backend):
         net = source.fp32_model()
         module = _NHWC(net) if spec.layout == "NHWC" else net
         x = torch.rand(spec.shape)
-        with warnings.catch_warnings():
+        out_file = Path(out_file)
+        # litert-torch prints its progress on stdout; keep stdout for results (`anyir build` prints a table)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
+                tempfile.TemporaryDirectory(dir=out_file.parent) as tmp:
             warnings.simplefilter("ignore")
             edge = litert_torch.convert(module.eval(), (x,))
-        out_file = Path(out_file)
-        with tempfile.TemporaryDirectory(dir=out_file.parent) as tmp:
             staged = Path(tmp) / out_file.name
             edge.export(str(staged))
             _atomic_write(out_file, lambda t: Path(t).write_bytes(staged.read_bytes()))

@@ -101,9 +101,9 @@ class Stages:
         self.t0 = time.perf_counter()
 
     @contextmanager
-    def __call__(self, name: str):
+    def __call__(self, name: str, announce: bool = True):
         t = time.perf_counter()
-        if not self.quiet:
+        if announce and not self.quiet:
             print(f"[{time.perf_counter() - self.t0:6.0f} s] {name} ...", file=sys.stderr, flush=True)
         try:
             yield
@@ -195,7 +195,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
         raise AnyIRError(f"overlap {overlap} must be in [0, {min(tile) // 2}) for a {tile[0]}x{tile[1]} tile")
     stages = Stages(quiet)
     src = ModelSource(cfg.checkpoint, preset=cfg.preset)
-    with stages("check the checkpoint"):
+    with stages("check the checkpoint", announce=False):  # a user error here is one line, nothing else
         fp32 = src.fp32_model()  # a bad checkpoint fails here, before anything is written
         eager = load_eager(src)
     name = cfg.name or src.preset
@@ -216,7 +216,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
                                      "tools": tool_versions("torch", "executorch", "litert-torch", "ai-edge-litert",
                                                             "coremltools", "torchao", "numpy"),
                                      "host": host_info(), "command": command})
-            manifest["model"].update(parameters=count_parameters(fp32), macs_per_tile=count_macs(eager.model, tile),
+            manifest["model"].update(parameters=count_parameters(eager.model), macs_per_tile=count_macs(eager.model, tile),
                                      checkpoint={"name": str(cfg.checkpoint), "sha256": file_sha256(src.checkpoint_path),
                                                  "bytes": src.checkpoint_path.stat().st_size})
             manifest["build"] = {"stages": stages.rows, "seconds": stages.total}
@@ -355,7 +355,7 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, fp32, variants, tile, 
         with stages("before/after images"):
             from .report import before_after
             runner = next(x["runner"] for x in built if x["id"] == default)
-            before_after(root / "report" / "before_after.png", runner.run_nchw, tile, overlap, cfg.tasks)
+            before_after(root / "report" / "before_after.jpg", runner.run_nchw, tile, overlap, cfg.tasks)
     if not entries:
         raise AnyIRError("no artifact was built: " + "; ".join(f"{f['backend']} {f['precision']}: {f['error']}" for f in failed))
     sidecar = src.checkpoint_path.with_suffix(".json")

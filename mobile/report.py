@@ -133,15 +133,16 @@ def before_after(path: Path, run_nchw, tile, overlap: int, tasks, photo: str = "
     d = ImageDraw.Draw(im)
     h = im.height // len(tasks)
     for i, t in enumerate(tasks):
-        d.text((6, i * h + 4), f"{t}: input | restored | clean", fill=(255, 255, 0))
+        d.text((8, i * h + 6), f"{t}: input | restored | clean", fill=(255, 255, 0), font_size=18,
+               stroke_width=2, stroke_fill=(0, 0, 0))
     path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
+    im.save(path, quality=92)  # JPEG: a view for people (the numbers come from lossless outputs)
 
 
 def write_report(root: Path, m: dict) -> None:
     figs = plot_figures(root / "report", m) if m["artifacts"] else []
-    if (root / "report" / "before_after.png").is_file():
-        figs.append(("report/before_after.png", f"Before / after through {m['default_artifact']} (held-out photo, "
+    if (root / "report" / "before_after.jpg").is_file():
+        figs.append(("report/before_after.jpg", f"Before / after through {m['default_artifact']} (held-out photo, "
                                                 "tiled path)"))
     title = f"{m['name']} {m['version']}: build report"
     intro = (f"Model `{m['model']['preset']}` ({m['model']['parameters']:,} parameters, "
@@ -158,7 +159,8 @@ def write_report(root: Path, m: dict) -> None:
     for file, caption in figs:
         md += [f"![{caption}]({file})", ""]
         data = base64.b64encode((root / file).read_bytes()).decode()
-        hs += [f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+        mime = "image/jpeg" if file.endswith(".jpg") else "image/png"
+        hs += [f"<figure><img src='data:{mime};base64,{data}' alt='{html.escape(caption)}'>"
                f"<figcaption>{html.escape(caption)}</figcaption></figure>"]
     (root / "report.md").write_text("\n".join(md) + "\n")
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse;margin:1em 0}"
