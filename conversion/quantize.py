@@ -186,8 +186,11 @@ def resolve_checkpoint(checkpoint: str) -> Path:
     return Path(BUILTIN[checkpoint]) if checkpoint in BUILTIN else Path(checkpoint)
 
 
-def load_quantized(state: str | Path, height: int, width: int, checkpoint: str | None = None):
-    """The converted (Q/DQ) reference module of a quantization state, traced at HxW, in eval mode."""
+def load_quantized(state: str | Path, height: int, width: int, checkpoint: str | None = None, fold: bool = True):
+    """The converted (Q/DQ) reference module of a quantization state, traced at HxW, in eval mode.
+
+    `fold=False` keeps each weight as float + quantize_per_channel instead of a folded int8 constant (same
+    numbers): the form litert-torch turns into int8 TFLite tensors."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
@@ -210,7 +213,7 @@ def load_quantized(state: str | Path, height: int, width: int, checkpoint: str |
         refresh_weight_ranges(gm, height, width)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return convert_pt2e(gm), info
+        return convert_pt2e(gm, fold_quantize=fold), info
 
 
 def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | None = None, resume: bool = False,

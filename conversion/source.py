@@ -52,15 +52,15 @@ class ModelSource:
     def checkpoint_sha256(self) -> str:
         return file_sha256(self.checkpoint_path)
 
-    def quantized_model(self, spec: InputSpec) -> torch.nn.Module:
+    def quantized_model(self, spec: InputSpec, fold: bool = True) -> torch.nn.Module:
         """The converted Q/DQ module at the tile size: the int8 artifacts' reference."""
-        key = (spec.height, spec.width)
+        key = (spec.height, spec.width, fold)
         if key not in self._quantized:
             from .quantize import load_quantized
             self.quant_info()
             self.fp32_model()
             self._quantized[key], _ = load_quantized(self.quant_state, spec.height, spec.width,
-                                                     checkpoint=self.checkpoint)
+                                                     checkpoint=self.checkpoint, fold=fold)
         return self._quantized[key]
 
     def reference(self, precision: str, spec: InputSpec) -> torch.nn.Module:

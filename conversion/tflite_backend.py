@@ -1,8 +1,16 @@
 """TFLite / LiteRT: `.tflite` through litert-torch from the export form, run with ai_edge_litert's
-interpreter (XNNPACK is its default CPU delegate).
+interpreter (XNNPACK is its default CPU delegate). NCHW or NHWC input and output (Android bitmaps are
+interleaved).
 
-Here: fp32, with NCHW or NHWC (Android bitmaps are interleaved) input and output. fp16 weights and a
-full-integer int8 file carried from the QAT state are issue 5's open work and are refused by name.
+- fp32: the export form as is.
+- fp16: weights of the convolutions stored as float16 (litert-torch's fp16 recipe: float16 constants +
+  DEQUANTIZE, fp32 compute); half the size, checked against eager fp32 (>= 45 dB).
+- int8: full-integer, converted from the QAT state's Q/DQ graph (`convert_pt2e(fold_quantize=False)`), so
+  the int8 weights, their per-channel scales and every activation scale in the file are the QAT state's
+  own; the convolutions take and give int8 tensors. litert-torch 0.10 applies no quantizer of its own
+  here: a static `PT2EQuantizer` in its QuantConfig only switches the converter to STATIC Q/DQ lowering.
+  The model's input and output become int8 (scale 1/255, zero point -128: the 8-bit pixel minus 128); the
+  record carries their quantization and the runner converts float tiles the way an app does.
 """
 from __future__ import annotations
 
@@ -39,14 +47,46 @@ def _interpreter(path: Path, threads: int | None = None):
     return Interpreter(model_path=str(path), num_threads=threads or torch.get_num_threads())
 
 
+def io_quantization(interp) -> dict:
+    """dtype, scale and zero point of the model's input and output tensors."""
+    out = {}
+    for name, det in (("input", interp.get_input_details()[0]), ("output", interp.get_output_details()[0])):
+        scale, zp = det.get("quantization", (0.0, 0))
+        out[name] = {"dtype": np.dtype(det["dtype"]).name, "scale": float(scale), "zero_point": int(zp)}
+    return out
+
+
+def conv_tensor_types(interp) -> list[dict]:
+    """For each CONV_2D / DEPTHWISE_CONV_2D: dtypes of activation in, weight, bias, activation out, and
+    whether the weight is quantized per channel. What a test reads to prove a file is really int8."""
+    td = {t["index"]: t for t in interp.get_tensor_details()}
+    rows = []
+    for op in interp._get_ops_details():
+        if op["op_name"] not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        ins = [td[i] for i in op["inputs"] if i >= 0]
+        wq = ins[1].get("quantization_parameters", {})
+        rows.append({"op": op["op_name"], "input": np.dtype(ins[0]["dtype"]).name,
+                     "weight": np.dtype(ins[1]["dtype"]).name,
+                     "bias": np.dtype(ins[2]["dtype"]).name if len(ins) > 2 else None,
+                     "output": np.dtype(td[op["outputs"][0]]["dtype"]).name,
+                     "weight_scales": len(wq.get("scales", [])), "weight_name": ins[1]["name"]})
+    return rows
+
+
+def float16_weights(interp) -> int:
+    """How many float16 constants feed a DEQUANTIZE op (the fp16 file's weights)."""
+    td = {t["index"]: t for t in interp.get_tensor_details()}
+    return sum(1 for op in interp._get_ops_details() if op["op_name"] == "DEQUANTIZE"
+               and np.dtype(td[op["inputs"][0]]["dtype"]) == np.float16)
+
+
 @register
 class TFLiteBackend(Backend):
     name = "tflite"
     suffix = ".tflite"
-    precisions = ("fp32",)
+    precisions = ("fp32", "fp16", "int8")
     layouts = ("NCHW", "NHWC")
-    not_yet = {p: f"tflite {p} is not built yet (issue 5: fp16 weights and full-integer int8 from the QAT state);"
-                  " export fp32, or use executorch for int8" for p in ("fp16", "int8")}
 
     def available(self) -> str | None:
         try:
@@ -56,29 +96,59 @@ class TFLiteBackend(Backend):
             return f"litert-torch / ai-edge-litert are not installed ({e}); pip install litert-torch==0.10.0"
         return None
 
+    def _module_and_config(self, source, spec: InputSpec, precision: str):
+        if precision == "int8":
+            from litert_torch.quantize import pt2e_quantizer
+            from litert_torch.quantize.quant_config import QuantConfig
+            net = source.quantized_model(spec, fold=False)
+            static = pt2e_quantizer.PT2EQuantizer().set_global(
+                pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True))
+            return net, QuantConfig(pt2e_quantizer=static)
+        net = source.fp32_model()
+        if precision == "fp16":
+            from litert_torch.generative.quantize import quant_recipes
+            return net, quant_recipes.full_fp16_recipe()
+        return net, None
+
     def export(self, source, spec: InputSpec, precision: str, out_file: Path) -> Artifact:
         import litert_torch
 
         self.check(precision, spec.layout)
-        net = source.fp32_model()
+        net, quant_config = self._module_and_config(source, spec, precision)
+        if precision != "int8":
+            net.eval()  # (the Q/DQ module is an exported graph: already in eval form, and refuses .eval())
         module = _NHWC(net) if spec.layout == "NHWC" else net
+        module.training = False
         x = torch.rand(spec.shape)
         out_file = Path(out_file)
         # litert-torch prints its progress on stdout; keep stdout for results (`anyir build` prints a table)
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), \
                 tempfile.TemporaryDirectory(dir=out_file.parent) as tmp:
             warnings.simplefilter("ignore")
-            edge = litert_torch.convert(module.eval(), (x,))
+            edge = litert_torch.convert(module, (x,), quant_config=quant_config)
             staged = Path(tmp) / out_file.name
             edge.export(str(staged))
             _atomic_write(out_file, lambda t: Path(t).write_bytes(staged.read_bytes()))
-        ops = collections.Counter(op["op_name"] for op in _interpreter(out_file, 1)._get_ops_details())
-        return Artifact(backend=self.name, precision=precision, file=out_file.name, input=spec,
-                        preset=source.preset or "", checkpoint_sha256=source.checkpoint_sha256,
-                        source=source.describe(), tools=tool_versions("litert-torch", "ai-edge-litert"),
-                        runtime={"runtime": "LiteRT / TensorFlow Lite interpreter", "delegate": "XNNPACK (CPU default)"},
-                        details={"ops": dict(ops.most_common()), "op_count": sum(ops.values())},
-                        bytes=file_bytes(out_file), sha256=file_sha256(out_file))
+        interp = _interpreter(out_file, 1)
+        ops = collections.Counter(op["op_name"] for op in interp._get_ops_details())
+        convs = conv_tensor_types(interp)
+        io = io_quantization(interp)
+        details = {"ops": dict(ops.most_common()), "op_count": sum(ops.values()), "io": io,
+                   "float16_constants": float16_weights(interp),
+                   "conv_types": dict(collections.Counter(f"{c['op']} {c['input']}x{c['weight']}->{c['output']}"
+                                                          for c in convs))}
+        if io["input"]["dtype"] != "float32":
+            spec = InputSpec(**{**spec.__dict__, "dtype": io["input"]["dtype"]})
+        art = Artifact(backend=self.name, precision=precision, file=out_file.name, input=spec,
+                       preset=source.preset or "", checkpoint_sha256=source.checkpoint_sha256,
+                       source=source.describe(), tools=tool_versions("litert-torch", "ai-edge-litert"),
+                       runtime={"runtime": "LiteRT / TensorFlow Lite interpreter (ai-edge-litert >= 2.3)",
+                                "delegate": "XNNPACK (CPU default)"},
+                       details=details, bytes=file_bytes(out_file), sha256=file_sha256(out_file))
+        if precision == "int8":
+            q = source.quant_info()
+            art.quant_state_sha256, art.quant_scheme = q["sha256"], f"{q['scheme']} ({q['mode']})"
+        return art
 
     def load(self, artifact: Artifact, folder: Path) -> Runner:
         return _TFLiteRunner(artifact, Path(folder))
@@ -95,9 +165,19 @@ class _TFLiteRunner(Runner):
             raise ArtifactError(f"{path}: not a loadable TFLite model ({str(e).splitlines()[0][:120]})") from None
         self.inp = self.interp.get_input_details()[0]["index"]
         self.out = self.interp.get_output_details()[0]["index"]
+        self.io = io_quantization(self.interp)
 
     def run(self, x: np.ndarray) -> np.ndarray:
         self.artifact.input.check(x)
-        self.interp.set_tensor(self.inp, np.ascontiguousarray(x, dtype=np.float32))
+        i, o = self.io["input"], self.io["output"]
+        if i["dtype"] == "float32":
+            self.interp.set_tensor(self.inp, np.ascontiguousarray(x, dtype=np.float32))
+        else:  # an int8 model: quantize the tile as the app does (8-bit pixel - 128 for scale 1/255, zp -128)
+            info = np.iinfo(i["dtype"])
+            q = np.clip(np.round(x / i["scale"]) + i["zero_point"], info.min, info.max)
+            self.interp.set_tensor(self.inp, np.ascontiguousarray(q.astype(i["dtype"])))
         self.interp.invoke()
-        return self.interp.get_tensor(self.out).copy()
+        y = self.interp.get_tensor(self.out)
+        if o["dtype"] == "float32":
+            return y.copy()
+        return ((y.astype(np.float32) - o["zero_point"]) * o["scale"]).astype(np.float32)

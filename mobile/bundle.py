@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from anyir_core.errors import AnyIRError
+from anyir_core.train import TrainingInterrupted
 
 SCHEMA_ID = "anyir-mobile/manifest/1"
 SCHEMA_FILE = Path(__file__).with_name("schema") / "manifest-1.schema.json"
@@ -46,7 +47,8 @@ class BuildConfig:
     checkpoint: str = "default"
     preset: str | None = None
     backends: list[str] = field(default_factory=lambda: ["executorch", "tflite", "coreml"])
-    precisions: list[str] | None = None  # None: every precision each backend offers or has open
+    # None: every precision each backend offers or has open; a list for all backends; or {backend: [...]}
+    precisions: list[str] | dict | None = None
     size: list[int] = field(default_factory=lambda: [256, 256])
     overlap: int | None = None  # None: anyir_core.tiling.DEFAULT_OVERLAP
     layouts: dict = field(default_factory=dict)  # backend -> NCHW|NHWC
@@ -70,7 +72,8 @@ class BuildConfig:
         for b in self.backends:
             if b not in KNOWN_BACKENDS and b not in PLANNED_BACKENDS:
                 raise AnyIRError(f"unknown backend {b!r}; choose from {', '.join([*KNOWN_BACKENDS, *PLANNED_BACKENDS])}")
-        for p in self.precisions or ():
+        chosen = self.precisions.values() if isinstance(self.precisions, dict) else [self.precisions or ()]
+        for p in (p for ps in chosen for p in ps):
             if p not in ("fp32", "fp16", "int8"):
                 raise AnyIRError(f"unknown precision {p!r}; choose from fp32, fp16, int8")
         for b, lay in self.layouts.items():
@@ -169,7 +172,9 @@ def plan_variants(cfg: BuildConfig) -> list[tuple[str, str, str]]:
     out = []
     for b in cfg.backends:
         layout = cfg.layouts.get(b, DEFAULT_LAYOUT.get(b, "NCHW"))
-        if cfg.precisions is not None:
+        if isinstance(cfg.precisions, dict):
+            precisions = list(cfg.precisions.get(b, []))
+        elif cfg.precisions is not None:
             precisions = list(cfg.precisions)
         elif b in PLANNED_BACKENDS or b not in KNOWN_BACKENDS:
             precisions = ["fp16", "fp32", "int8"] if b == "coreml" else ["fp32", "int8"]
@@ -263,6 +268,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, fp32, variants, tile, 
         with stages("quantize (QAT)" if not cfg.quant_state else "quantization state"):
             try:
                 quant = _quant_state(root, cfg, src, quiet)
+            except TrainingInterrupted:  # Ctrl-C / SIGTERM during QAT: abort the build, not just int8
+                raise KeyboardInterrupt from None
             except AnyIRError as e:
                 if cfg.strict:
                     raise

@@ -1,4 +1,6 @@
-"""The TFLite backend through the same protocol: fp32 in NCHW and NHWC, checked as a real .tflite run."""
+"""The TFLite backend through the same protocol: fp32 in NCHW and NHWC, fp16 weights, and full-integer
+int8 carried from the QAT state, each checked as a real .tflite run; the int8 file is read back to show
+int8 weights and activations on the convolutions and the QAT state's own scales."""
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +9,12 @@ import numpy as np
 import pytest
 
 from anyir_core import create_model, save_checkpoint
+import torch
+
 from conversion.base import ArtifactError, InputSpec, get_backend, read_record, write_record
+from conversion.quantize import QuantConfig, load_quantized, quantize
 from conversion.source import ModelSource
+from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights
 from conversion.verify import verify
 
 from conftest import randomize
@@ -25,6 +31,11 @@ def work(tmp_path_factory):
     for layout in ("NCHW", "NHWC"):
         write_record(be.export(ModelSource(str(ck)), InputSpec(TILE, TILE, layout=layout), "fp32",
                                d / f"tiny-{layout}.tflite"), d)
+    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=["noise25", "rain"],
+                                             threads=1), quiet=True)
+    src = ModelSource(str(ck), quant_state=str(d / "qat"))
+    write_record(be.export(src, InputSpec(TILE, TILE), "fp16", d / "tiny-fp16.tflite"), d)
+    write_record(be.export(src, InputSpec(TILE, TILE, layout="NHWC"), "int8", d / "tiny-int8-NHWC.tflite"), d)
     return d, ck
 
 
@@ -48,12 +59,61 @@ def test_nhwc_artifact_takes_interleaved_pixels(work):
         runner.run(np.zeros((1, 3, TILE, TILE), np.float32))
 
 
-def test_open_precisions_and_corrupt_files_are_one_line_errors(work, tmp_path):
+def test_fp16_file_stores_float16_weights_and_stays_close_to_eager(work):
+    d, _ = work
+    rec = read_record(d / "tiny-fp16.tflite")
+    interp = _interpreter(d / "tiny-fp16.tflite", 1)
+    n_conv = len(conv_tensor_types(interp))
+    assert float16_weights(interp) >= n_conv // 2  # conv weights are float16 constants + DEQUANTIZE
+    assert rec.bytes < 0.85 * read_record(d / "tiny-NCHW.tflite").bytes
+    v = verify(d / "tiny-fp16.tflite", tasks=("noise25", "rain"))
+    assert v["passed"] and v["threshold"] == 45 and v["numeric_psnr_min"] >= 45
+
+
+def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work):
+    d, ck = work
+    interp = _interpreter(d / "tiny-int8-NHWC.tflite", 1)
+    convs = conv_tensor_types(interp)
+    learned = [c for c in convs if c["weight_scales"] > 0]
+    ref, _ = load_quantized(d / "qat", TILE, TILE, checkpoint=str(ck), fold=False)
+    qc = [n for n in ref.graph.nodes if n.target == torch.ops.quantized_decomposed.quantize_per_channel.default]
+    # every learned convolution of the Q/DQ reference is an int8 x int8 -> int8 op with per-channel weights
+    assert len(learned) == len(qc) > 100
+    assert all(c["input"] == c["weight"] == c["output"] == "int8" and c["bias"] == "int32" for c in learned)
+    # the rest are the channel-LayerNorm's constant averaging kernels, float by design (per-image statistics)
+    assert all(c["input"] == "float32" and c["weight_name"].startswith("arith.constant") for c in convs
+               if c["weight_scales"] == 0)
+    # the QAT state's scales arrived unchanged: per-channel weight scales and activation scales
+    get = lambda a: getattr(ref, a.target) if isinstance(a, torch.fx.Node) else a  # noqa: E731
+    want_w = sorted(tuple(np.round(get(n.args[1]).numpy(), 9)) for n in qc)
+    td = {t["index"]: t for t in interp.get_tensor_details()}
+    ops = [o for o in interp._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")]
+    got_w = sorted(tuple(np.round(td[o["inputs"][1]]["quantization_parameters"]["scales"], 9)) for o in ops
+                   if len(td[o["inputs"][1]]["quantization_parameters"]["scales"]))
+    assert len(got_w) == len(want_w) and all(np.allclose(a, b, rtol=1e-5) for a, b in zip(got_w, want_w))
+    act = {round(float(n.args[1]), 7) for n in ref.graph.nodes
+           if n.target == torch.ops.quantized_decomposed.quantize_per_tensor.default}
+    outs = {round(float(td[o["outputs"][0]]["quantization_parameters"]["scales"][0]), 7) for o in ops
+            if len(td[o["inputs"][1]]["quantization_parameters"]["scales"])}
+    assert outs <= act
+    rec = read_record(d / "tiny-int8-NHWC.tflite")
+    io = rec.details["io"]
+    assert rec.input.dtype == "int8" and io["input"]["zero_point"] == -128 and abs(io["input"]["scale"] - 1 / 255) < 1e-4
+
+
+def test_int8_tflite_runs_close_to_its_fake_quantized_reference(work):
+    d, _ = work
+    v = verify(d / "tiny-int8-NHWC.tflite", tasks=("noise25", "rain"))
+    # the tiny random model is harder on int8 than the trained one (see README for the default's numbers)
+    assert v["numeric_psnr_min"] >= 30 and v["reference"].startswith("converted Q/DQ")
+
+
+def test_corrupt_files_are_one_line_errors(work, tmp_path):
     d, ck = work
     r = subprocess.run([sys.executable, "-m", "mobile.cli", "export", "--backend", "tflite", "--precision", "int8",
                         "--checkpoint", str(ck), "--out", str(tmp_path)], capture_output=True, text=True,
                        cwd=Path(__file__).resolve().parents[1])
-    assert r.returncode == 2 and "not built yet" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "needs a quantization state" in r.stderr and "Traceback" not in r.stderr
     art = read_record(d / "tiny-NCHW.tflite")
     (tmp_path / "bad.tflite").write_bytes(b"TFL3" + b"\0" * 100)
     bad = type(art).from_dict({**art.to_dict(), "file": "bad.tflite", "sha256": ""})
