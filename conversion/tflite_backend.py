@@ -47,6 +47,48 @@ def _interpreter(path: Path, threads: int | None = None):
     return Interpreter(model_path=str(path), num_threads=threads or torch.get_num_threads())
 
 
+SIGNATURE = ("restore", "image", "restored")  # signature key, input name, output name
+METADATA_NAME = "anyir_mobile"  # the Model.metadata entry holding the JSON an app reads
+
+
+def annotate(path: Path, meta: dict) -> None:
+    """Name the signature (restore: image -> restored) and add `meta` as JSON under Model.metadata
+    "anyir_mobile", so an Android app can read range, layout and tile size from the file itself."""
+    import json
+
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+    model = fbu.read_model_from_bytearray(bytearray(path.read_bytes()))
+    if any(b.offset for b in model.buffers or []):
+        raise ArtifactError(f"{path}: buffers stored outside the flatbuffer; cannot annotate it here")
+    key, inp, out = SIGNATURE
+    sig = model.signatureDefs[0]
+    sig.signatureKey = key
+    sig.inputs[0].name, sig.outputs[0].name = inp, out
+    buf = schema.BufferT()
+    buf.data = np.frombuffer(json.dumps(meta, sort_keys=True).encode(), dtype=np.uint8)
+    model.buffers.append(buf)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = METADATA_NAME, len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != METADATA_NAME] + [entry]
+    tmp = path.with_name(path.name + ".annotated")
+    tmp.write_bytes(bytes(fbu.convert_object_to_bytearray(model)))
+    tmp.replace(path)  # a new file: nothing that still maps the old one sees it change
+
+
+def read_metadata(path: Path) -> dict | None:
+    """The anyir_mobile JSON of a .tflite file, or None."""
+    import json
+
+    from ai_edge_litert.tools import flatbuffer_utils as fbu
+    model = fbu.read_model_from_bytearray(bytearray(Path(path).read_bytes()))
+    for m in model.metadata or []:
+        name = m.name.decode() if isinstance(m.name, bytes) else m.name
+        if name == METADATA_NAME:
+            return json.loads(bytes(np.asarray(model.buffers[m.buffer].data, dtype=np.uint8)).decode())
+    return None
+
+
 def io_quantization(interp) -> dict:
     """dtype, scale and zero point of the model's input and output tensors."""
     out = {}
@@ -128,12 +170,18 @@ class TFLiteBackend(Backend):
             edge = litert_torch.convert(module, (x,), quant_config=quant_config)
             staged = Path(tmp) / out_file.name
             edge.export(str(staged))
+            io = io_quantization(_interpreter(staged, 1))
+            annotate(staged, {"format": "anyir-mobile/tflite-metadata/1", "model": "AnyIR", "preset": source.preset,
+                              "precision": precision, "layout": spec.layout, "shape": list(spec.shape),
+                              "tile": [spec.height, spec.width], "value_range": list(spec.value_range),
+                              "color_order": spec.color_order, "io": io, "signature": list(SIGNATURE),
+                              "checkpoint_sha256": source.checkpoint_sha256})
             _atomic_write(out_file, lambda t: Path(t).write_bytes(staged.read_bytes()))
         interp = _interpreter(out_file, 1)
         ops = collections.Counter(op["op_name"] for op in interp._get_ops_details())
         convs = conv_tensor_types(interp)
-        io = io_quantization(interp)
         details = {"ops": dict(ops.most_common()), "op_count": sum(ops.values()), "io": io,
+                   "signature": interp.get_signature_list(), "metadata": METADATA_NAME,
                    "float16_constants": float16_weights(interp),
                    "conv_types": dict(collections.Counter(f"{c['op']} {c['input']}x{c['weight']}->{c['output']}"
                                                           for c in convs))}

@@ -14,7 +14,7 @@ import torch
 from conversion.base import ArtifactError, InputSpec, get_backend, read_record, write_record
 from conversion.quantize import QuantConfig, load_quantized, quantize
 from conversion.source import ModelSource
-from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights
+from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights, read_metadata
 from conversion.verify import verify
 
 from conftest import randomize
@@ -47,6 +47,22 @@ def test_fp32_tflite_matches_eager(work, layout):
     assert rec.details["ops"]["CONV_2D"] > 50
     v = verify(d / f"tiny-{layout}.tflite", tasks=("noise25", "haze"))
     assert v["passed"] and v["numeric_psnr_min"] >= 60
+
+
+@pytest.mark.parametrize("name,layout,dtype", [("tiny-NHWC", "NHWC", "float32"), ("tiny-fp16", "NCHW", "float32"),
+                                               ("tiny-int8-NHWC", "NHWC", "int8")])
+def test_files_carry_a_named_signature_and_metadata_the_app_reads(work, name, layout, dtype):
+    d, _ = work
+    interp = _interpreter(d / f"{name}.tflite", 1)
+    assert interp.get_signature_list() == {"restore": {"inputs": ["image"], "outputs": ["restored"]}}
+    meta = read_metadata(d / f"{name}.tflite")
+    assert meta["layout"] == layout and meta["tile"] == [TILE, TILE] and meta["value_range"] == [0.0, 1.0]
+    assert meta["color_order"] == "RGB" and meta["io"]["input"]["dtype"] == dtype
+    assert meta["checkpoint_sha256"] == read_record(d / f"{name}.tflite").checkpoint_sha256
+    runner = interp.get_signature_runner("restore")
+    shape = read_record(d / f"{name}.tflite").input.shape
+    out = runner(image=np.zeros(shape, dtype=np.dtype(dtype)))["restored"]
+    assert out.shape == shape
 
 
 def test_nhwc_artifact_takes_interleaved_pixels(work):
