@@ -80,17 +80,22 @@ def to_float_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
-def load_image(path: str | Path) -> np.ndarray:
-    """Read an image file as float32 HxWx3 RGB in [0, 1]; one clear ImageError for anything unreadable."""
+def read_with(path: str | Path, convert):
+    """Open an image file and return `convert(pillow_image)`; one clear ImageError for anything unreadable."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
         with Image.open(path) as im:
             im.load()
-            arr = to_float_rgb(im)
+            return convert(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+
+
+def load_image(path: str | Path) -> np.ndarray:
+    """Read an image file as float32 HxWx3 RGB in [0, 1]; one clear ImageError for anything unreadable."""
+    arr = read_with(path, to_float_rgb)
     if arr.shape[0] < 1 or arr.shape[1] < 1:
         raise ImageError(f"{path}: empty image")
     return arr

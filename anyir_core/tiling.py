@@ -143,26 +143,18 @@ class Photo:
 
 
 def read_photo(path: str | Path) -> Photo:
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import ImageOps
 
-    from .data import to_float_rgb
-    path = Path(path)
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            im = ImageOps.exif_transpose(im)
-            mode = im.mode
-            alpha = None
-            if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
-                alpha = np.asarray(im.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
-            rgb = to_float_rgb(im)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise ImageError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
-    gray = mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F")
-    bits = 16 if mode.startswith("I") else 8
-    return Photo(rgb=rgb, alpha=alpha, gray=gray, bits=bits, source_mode=mode)
+    from .data import read_with, to_float_rgb
+
+    def convert(im) -> Photo:
+        im = ImageOps.exif_transpose(im)
+        mode, alpha = im.mode, None
+        if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+            alpha = np.asarray(im.convert("RGBA"), dtype=np.uint8)[..., 3].copy()
+        return Photo(rgb=to_float_rgb(im), alpha=alpha, bits=16 if mode.startswith("I") else 8, source_mode=mode,
+                     gray=mode in ("L", "LA", "1", "I", "I;16", "I;16B", "I;16L", "F"))
+    return read_with(path, convert)
 
 
 def write_photo(path: str | Path, rgb: np.ndarray, like: Photo) -> None:
