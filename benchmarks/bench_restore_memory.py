@@ -10,7 +10,6 @@ tiled path's own share is visible.
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

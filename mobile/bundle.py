@@ -23,11 +23,9 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-
-import numpy as np
 
 from anyir_core.errors import AnyIRError
 from anyir_core.train import TrainingInterrupted
@@ -201,7 +199,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     stages = Stages(quiet)
     src = ModelSource(cfg.checkpoint, preset=cfg.preset)
     with stages("check the checkpoint", announce=False):  # a user error here is one line, nothing else
-        fp32 = src.fp32_model()  # a bad checkpoint fails here, before anything is written
+        src.fp32_model()  # a bad checkpoint fails here, before anything is written
         eager = load_eager(src)
     name = cfg.name or src.preset
     version = cfg.version or anyir_core.__version__
@@ -215,7 +213,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     tmp.mkdir()
     try:
         with _terminate_as_interrupt():
-            manifest = _build_into(tmp, cfg, src, eager, fp32, variants, tile, overlap, stages, quiet)
+            manifest = _build_into(tmp, cfg, src, eager, variants, tile, overlap, stages, quiet)
             manifest.update(name=name, version=version,
                             builder={"tool": f"anyir-mobile {anyir_core.__version__}",
                                      "tools": tool_versions("torch", "executorch", "litert-torch", "ai-edge-litert",
@@ -256,7 +254,7 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     (root / "manifest.json").write_text(text)
 
 
-def _build_into(root: Path, cfg: BuildConfig, src, eager, fp32, variants, tile, overlap, stages, quiet) -> dict:
+def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overlap, stages, quiet) -> dict:
     from conversion.base import InputSpec, get_backend, write_record
 
     from .measure import host_latency, photo_quality
@@ -404,7 +402,7 @@ def _training_summary(side: dict) -> dict:
 
 
 def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool) -> dict:
-    from conversion.quantize import STATE_FILE, quant_config_from, quantize, read_quant_info
+    from conversion.quantize import STATE_FILE, quant_config_from, quantize
     dest = root / "provenance" / "quant"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if cfg.quant_state:

@@ -15,7 +15,7 @@ import pytest
 
 from anyir_core import AnyIRError, create_model, save_checkpoint
 from conversion.quantize import QuantConfig, quantize
-from mobile.bundle import BuildConfig, build, schema_errors, verify_bundle
+from mobile.bundle import BuildConfig, build, schema_errors
 
 from conftest import randomize
 
