@@ -35,7 +35,8 @@ def bundle(tmp_path_factory):
     save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
     quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=TASKS, threads=1),
              quiet=True)
-    precisions = {"executorch": ["fp32", "fp16"], "tflite": ["fp32", "fp16", "int8"], "coreml": ["fp32"]}
+    # fp16 is tested in test_tflite; here executorch fp16 stands for a combination a backend does not offer
+    precisions = {"executorch": ["fp32", "fp16"], "tflite": ["fp32", "int8"], "coreml": ["fp32"]}
     cfg = BuildConfig(checkpoint=str(ck), backends=["executorch", "tflite", "coreml"], precisions=precisions,
                       size=[64, 64], overlap=16, quant_state=str(d / "qat"), tasks=TASKS, out=str(d / "dist"),
                       repeats=2)
@@ -50,7 +51,7 @@ def test_bundle_layout_manifest_and_report(bundle):
     m = json.loads((dest / "manifest.json").read_text())
     assert schema_errors(m) == []
     ids = [a["id"] for a in m["artifacts"]]
-    assert ids == ["executorch-fp32", "tflite-fp32-nhwc", "tflite-fp16-nhwc", "tflite-int8-nhwc"]
+    assert ids == ["executorch-fp32", "tflite-fp32-nhwc", "tflite-int8-nhwc"]
     a = {x["id"]: x for x in m["artifacts"]}
     assert set(a["executorch-fp32"]["paths"]) == {"android", "ios"} and set(a["tflite-int8-nhwc"]["paths"]) == {"android"}
     assert a["tflite-fp32-nhwc"]["input"]["layout"] == "NHWC" and a["tflite-fp32-nhwc"]["input"]["shape"] == [1, 64, 64, 3]
@@ -201,7 +202,7 @@ def test_second_build_does_not_overwrite_and_strict_fails_cleanly(bundle):
     assert list(out.iterdir()) == []
 
 
-@pytest.mark.parametrize("sig,stage", [(signal.SIGINT, "export"), (signal.SIGTERM, "export"), (signal.SIGTERM, "qat")])
+@pytest.mark.parametrize("sig,stage", [(signal.SIGTERM, "export"), (signal.SIGINT, "qat")])
 def test_interrupted_build_leaves_nothing(bundle, tmp_path, sig, stage):
     _, ck, _, _ = bundle
     out = tmp_path / "dist"
