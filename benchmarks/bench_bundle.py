@@ -21,7 +21,7 @@ def main(argv=None) -> None:
 
     from conversion.base import get_backend, read_record
     from conversion.source import ModelSource
-    from mobile.bundle import load_eager, verify_bundle
+    from mobile.bundle import verify_bundle
     from mobile.measure import host_latency
 
     check = verify_bundle(args.bundle)
@@ -33,7 +33,7 @@ def main(argv=None) -> None:
     for a in m["artifacts"]:
         f = root / next(iter(a["paths"].values()))
         runners.append((a["id"], get_backend(a["backend"]).load(read_record(f), f.parent)))
-    eager = load_eager(ModelSource(m["model"]["checkpoint"]["name"], preset=m["model"]["preset"]))
+    eager = ModelSource(m["model"]["checkpoint"]["name"], preset=m["model"]["preset"]).eager_model().eval()
     tile = tuple(m["input"]["tile"])
     lat = host_latency(eager, runners, tile, args.repeats)
     tasks = list(m["artifacts"][0]["quality"]["tiles"]) if m["artifacts"] else []

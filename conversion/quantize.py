@@ -186,6 +186,12 @@ def resolve_checkpoint(checkpoint: str) -> Path:
     return Path(BUILTIN[checkpoint]) if checkpoint in BUILTIN else Path(checkpoint)
 
 
+def checkpoint_sidecar(checkpoint: str) -> dict:
+    """The JSON sidecar of a checkpoint (preset, recipe, metrics), or {} when it has none."""
+    sidecar = resolve_checkpoint(checkpoint).with_suffix(".json")
+    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+
+
 def load_quantized(state: str | Path, height: int, width: int, checkpoint: str | None = None, fold: bool = True):
     """The converted (Q/DQ) reference module of a quantization state, traced at HxW, in eval mode.
 

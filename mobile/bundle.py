@@ -200,7 +200,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     src = ModelSource(cfg.checkpoint, preset=cfg.preset)
     with stages("check the checkpoint", announce=False):  # a user error here is one line, nothing else
         src.fp32_model()  # a bad checkpoint fails here, before anything is written
-        eager = load_eager(src)
+        eager = src.eager_model().eval()
     name = cfg.name or src.preset
     version = cfg.version or anyir_core.__version__
     dest = Path(cfg.out) / f"{name}-{version}"
@@ -238,12 +238,6 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
-
-
-def load_eager(src):
-    from anyir_core import load_checkpoint
-    from conversion.source import _Unpadded
-    return _Unpadded(load_checkpoint(src.checkpoint, preset=src.preset)).eval()
 
 
 def _write_manifest(root: Path, manifest: dict) -> None:
@@ -363,8 +357,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             before_after(root / "report" / "before_after.jpg", runner.run_nchw, tile, overlap, cfg.tasks)
     if not entries:
         raise AnyIRError("no artifact was built: " + "; ".join(f"{f['backend']} {f['precision']}: {f['error']}" for f in failed))
-    sidecar = src.checkpoint_path.with_suffix(".json")
-    side = json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    from conversion.quantize import checkpoint_sidecar
+    side = checkpoint_sidecar(src.checkpoint)
     (root / "provenance").mkdir(exist_ok=True)
     if side:
         (root / "provenance" / "checkpoint.json").write_text(json.dumps(side, indent=2) + "\n")
@@ -402,7 +396,7 @@ def _training_summary(side: dict) -> dict:
 
 
 def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool) -> dict:
-    from conversion.quantize import STATE_FILE, quant_config_from, quantize
+    from conversion.quantize import STATE_FILE, checkpoint_sidecar, quant_config_from, quantize
     dest = root / "provenance" / "quant"
     dest.parent.mkdir(parents=True, exist_ok=True)
     if cfg.quant_state:
@@ -413,12 +407,10 @@ def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool) -> dict:
         for f in ("quant.json", STATE_FILE):
             shutil.copy2(qs / f, dest / f)
     else:
-        sidecar = src.checkpoint_path.with_suffix(".json")
         opts = dict(cfg.qat)
-        if "tasks" not in opts and sidecar.is_file():
-            tasks = json.loads(sidecar.read_text()).get("recipe", {}).get("tasks")
-            if tasks:
-                opts["tasks"] = tasks
+        tasks = checkpoint_sidecar(src.checkpoint).get("recipe", {}).get("tasks")
+        if "tasks" not in opts and tasks:
+            opts["tasks"] = tasks
         work = root.parent / f"{root.name}-qat"
         shutil.rmtree(work, ignore_errors=True)
         try:
@@ -470,7 +462,7 @@ def verify_bundle(folder: str | Path) -> dict:
     return {"ok": not problems, "problems": problems, "manifest": manifest}
 
 
-def find_artifact(manifest: dict, backend: str | None, precision: str | None, platform_: str | None = None) -> dict:
+def find_artifact(manifest: dict, backend: str | None, precision: str | None) -> dict:
     arts = manifest.get("artifacts", [])
     if not backend and not precision:
         chosen = [a for a in arts if a["id"] == manifest.get("default_artifact")]

@@ -25,7 +25,7 @@ def _tile(size: list[int] | None) -> tuple[int, int]:
 
 def cmd_qat(args) -> None:
     _quiet_toolchain_logs()
-    from conversion.quantize import quant_config_from, quantize, resolve_checkpoint
+    from conversion.quantize import checkpoint_sidecar, quant_config_from, quantize
 
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
                               "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
@@ -33,11 +33,9 @@ def cmd_qat(args) -> None:
     if args.tasks:
         opts["tasks"] = args.tasks.split(",")
     else:  # fine-tune on what the checkpoint was trained on
-        sidecar = resolve_checkpoint(args.checkpoint).with_suffix(".json")
-        if sidecar.is_file():
-            tasks = json.loads(sidecar.read_text()).get("recipe", {}).get("tasks")
-            if tasks:
-                opts["tasks"] = tasks
+        tasks = checkpoint_sidecar(args.checkpoint).get("recipe", {}).get("tasks")
+        if tasks:
+            opts["tasks"] = tasks
     if args.data:
         opts["data"] = args.data
     out = quantize(args.checkpoint, args.out, quant_config_from(opts), preset=args.preset, resume=args.resume,
