@@ -32,7 +32,10 @@ def main(argv=None) -> None:
     runners = []
     for a in m["artifacts"]:
         f = root / next(iter(a["paths"].values()))
-        runners.append((a["id"], get_backend(a["backend"]).load(read_record(f), f.parent)))
+        runner = get_backend(a["backend"]).load(read_record(f), f.parent)
+        if getattr(runner, "emulated", False):
+            continue  # Core ML off Apple hardware: only the reference interpreter runs it, which is no speed
+        runners.append((a["id"], runner))
     eager = ModelSource(m["model"]["checkpoint"]["name"], preset=m["model"]["preset"]).eager_model().eval()
     tile = tuple(m["input"]["tile"])
     lat = host_latency(eager, runners, tile, args.repeats)
@@ -47,7 +50,10 @@ def main(argv=None) -> None:
           + " ".join(f"{first[t]['fp32_psnr']:>8.2f}" for t in tasks))
     rows = []
     for a in m["artifacts"]:
-        la = lat["artifacts"][a["id"]]
+        la = lat["artifacts"].get(a["id"])
+        if la is None:
+            print(f"{a['id']:<22}{a['bytes'] / 1e6:>7.2f}{'on device only':>17}{a['numerics']['psnr_min']:>11.1f}")
+            continue
         gain = sum(p["gain"] for p in a["quality"]["photos"]) / max(1, len(a["quality"]["photos"]))
         print(f"{a['id']:<22}{a['bytes'] / 1e6:>7.2f}{la['host_ms_median']:>8.1f}{la['speedup_vs_eager']:>9.2f}"
               f"{a['numerics']['psnr_min']:>11.1f}{gain:>12.2f}  "

@@ -20,7 +20,7 @@ import numpy as np
 from anyir_core import AnyIRError
 from anyir_core.checkpoint import _atomic_write
 
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8w")  # int8w: int8 weights, float compute (Core ML)
 RECORD_FORMAT = "anyir-mobile/artifact/1"
 
 
@@ -200,9 +200,10 @@ class Backend:
 _REGISTRY: dict[str, type[Backend]] = {}
 # backend name -> module that registers it (imported on first use, so a missing runtime only
 # matters to the backend that needs it)
-KNOWN_BACKENDS = {"executorch": "conversion.executorch_backend", "tflite": "conversion.tflite_backend"}
+KNOWN_BACKENDS = {"executorch": "conversion.executorch_backend", "tflite": "conversion.tflite_backend",
+                  "coreml": "conversion.coreml_backend"}
 # backends that are open work: named, refused with the reason, and reported as such by `anyir build`
-PLANNED_BACKENDS = {"coreml": "the Core ML backend is not built yet (issue 6): no .mlpackage can be made here"}
+PLANNED_BACKENDS: dict[str, str] = {}
 
 
 def register(cls: type[Backend]) -> type[Backend]:

@@ -27,6 +27,7 @@ class ModelSource:
     quant_state: str | None = None
     _fp32: torch.nn.Module | None = field(default=None, repr=False)
     _quantized: dict = field(default_factory=dict, repr=False)
+    memo: dict = field(default_factory=dict, repr=False)  # what a backend keeps between exports of one build
 
     def eager_model(self) -> torch.nn.Module:
         """The eager AnyIR (FFT fusion, as released): what fp32/fp16 artifacts are checked against."""

@@ -34,10 +34,16 @@ SCHEMA_ID = "anyir-mobile/manifest/1"
 SCHEMA_FILE = Path(__file__).with_name("schema") / "manifest-1.schema.json"
 # where each runtime's artifacts go: the platforms whose apps run it
 PLATFORMS = {"executorch": ("android", "ios"), "tflite": ("android",), "coreml": ("ios",)}
-DEFAULT_LAYOUT = {"tflite": "NHWC"}  # Android bitmaps are interleaved; the others take NCHW
+DEFAULT_LAYOUT = {"tflite": "NHWC"}
+# what a default build makes per backend (others on request: --precisions, e.g. coreml fp32 / int8w)
+DEFAULT_PRECISIONS = {"coreml": ("fp16", "int8")}  # Android bitmaps are interleaved; the others take NCHW
 # the order `anyir restore` prefers when no artifact is named: fastest first, among those that passed
 PREFERENCE = (("executorch", "int8"), ("tflite", "int8"), ("executorch", "fp32"), ("tflite", "fp32"),
               ("tflite", "fp16"), ("coreml", "int8"), ("coreml", "fp16"), ("coreml", "fp32"))
+
+
+NOT_TIMED = ("not timed: Core ML runs only on Apple devices; on this host the numpy reference interpreter executed it "
+             "(numerics, not speed). Time it on device with the iOS harness")
 
 
 @dataclass
@@ -49,7 +55,7 @@ class BuildConfig:
     precisions: list[str] | dict | None = None
     size: list[int] = field(default_factory=lambda: [256, 256])
     overlap: int | None = None  # None: anyir_core.tiling.DEFAULT_OVERLAP
-    layouts: dict = field(default_factory=dict)  # backend -> NCHW|NHWC
+    layouts: dict = field(default_factory=dict)  # backend -> NCHW|NHWC|image (Core ML image-typed input)
     quant_state: str | None = None  # reuse a state from `anyir qat` instead of running QAT here
     qat: dict = field(default_factory=lambda: {"steps": 40, "calibration": 16})  # QuantConfig overrides
     tasks: list[str] = field(default_factory=lambda: ["noise15", "noise25", "noise50", "rain", "haze"])
@@ -72,11 +78,11 @@ class BuildConfig:
                 raise AnyIRError(f"unknown backend {b!r}; choose from {', '.join([*KNOWN_BACKENDS, *PLANNED_BACKENDS])}")
         chosen = self.precisions.values() if isinstance(self.precisions, dict) else [self.precisions or ()]
         for p in (p for ps in chosen for p in ps):
-            if p not in ("fp32", "fp16", "int8"):
-                raise AnyIRError(f"unknown precision {p!r}; choose from fp32, fp16, int8")
+            if p not in ("fp32", "fp16", "int8", "int8w"):
+                raise AnyIRError(f"unknown precision {p!r}; choose from fp32, fp16, int8, int8w (Core ML)")
         for b, lay in self.layouts.items():
-            if lay not in ("NCHW", "NHWC"):
-                raise AnyIRError(f"layout for {b} must be NCHW or NHWC, got {lay!r}")
+            if lay not in ("NCHW", "NHWC", "image"):
+                raise AnyIRError(f"layout for {b} must be NCHW, NHWC or image (Core ML), got {lay!r}")
         if self.repeats < 1:
             raise AnyIRError("repeats must be at least 1")
 
@@ -175,10 +181,10 @@ def plan_variants(cfg: BuildConfig) -> list[tuple[str, str, str]]:
         elif cfg.precisions is not None:
             precisions = list(cfg.precisions)
         elif b in PLANNED_BACKENDS or b not in KNOWN_BACKENDS:
-            precisions = ["fp16", "fp32", "int8"] if b == "coreml" else ["fp32", "int8"]
+            precisions = ["fp32", "int8"]
         else:
             cls = get_backend_class(b)
-            precisions = [p for p in ("fp32", "fp16", "int8") if p in cls.precisions or p in cls.not_yet]
+            precisions = [p for p in DEFAULT_PRECISIONS.get(b, ("fp32", "fp16", "int8")) if p in cls.precisions or p in cls.not_yet]
         out += [(b, p, layout) for p in precisions]
     return out
 
@@ -271,7 +277,7 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
 
     built = []  # (Artifact, folder, verify result)
     for b, p, layout in variants:
-        vid = f"{b}-{p}" + ("-nhwc" if layout == "NHWC" else "")
+        vid = f"{b}-{p}" + ("" if layout == "NCHW" else f"-{layout.lower()}")
         stage = "export"
         try:
             with stages(f"export {vid}"):
@@ -280,7 +286,7 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                 backend.check(p, layout)
                 folder = root / PLATFORMS.get(b, ("android",))[0]
                 folder.mkdir(exist_ok=True)
-                file = folder / f"{src.preset}-{b}-{p}-{tile[0]}x{tile[1]}{'-nhwc' if layout == 'NHWC' else ''}{backend.suffix}"
+                file = folder / f"{src.preset}-{b}-{p}-{tile[0]}x{tile[1]}{'' if layout == 'NCHW' else '-' + layout.lower()}{backend.suffix}"
                 art = backend.export(src, spec, p, file)
                 if p == "int8":
                     art.source["quant_state"] = "../provenance/quant"  # relative to the artifact's folder
@@ -295,9 +301,12 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                 from conversion.verify import format_verdict
                 print(format_verdict(v), file=sys.stderr)
             stage = "restore photos"
-            with stages(f"restore held-out photos {vid}"):
-                runner = backend.load(art, folder)
-                photos = photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)
+            runner = backend.load(art, folder)
+            if getattr(runner, "emulated", False):
+                photos = []  # Core ML off Apple hardware: the reference interpreter checked the tiles; photos are not
+            else:        # worth minutes of numpy per artifact (`anyir restore --backend coreml` still runs them)
+                with stages(f"restore held-out photos {vid}"):
+                    photos = photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)
             built.append({"id": vid, "art": art, "folder": folder, "verify": v, "photos": photos, "runner": runner})
         except AnyIRError as e:
             if cfg.strict:
@@ -314,7 +323,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                 print(f"  {vid}: {stage} failed: {type(e).__name__}: {e}", file=sys.stderr)
 
     with stages("host latency, side by side"):
-        lat = host_latency(eager, [(x["id"], x["runner"]) for x in built], tile, cfg.repeats)
+        lat = host_latency(eager, [(x["id"], x["runner"]) for x in built if not getattr(x["runner"], "emulated", False)],
+                           tile, cfg.repeats)
 
     entries = []
     for x in built:
@@ -337,8 +347,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                          "threshold": v["threshold"], "passed": v["passed"], "tiles": v["images"]},
             "quality": {"tiles": {t: {k: round(val, 3) for k, val in d.items()} for t, d in v["per_task"].items()},
                         "photos": x["photos"]},
-            "latency": lat["artifacts"][x["id"]] | {"eager_fp32_ms_median": lat["eager_ms_median"],
-                                                   "threads": lat["threads"], "repeats": lat["repeats"]},
+            "latency": lat["artifacts"].get(x["id"], {"host_ms_median": None, "speedup_vs_eager": None, "note": NOT_TIMED})
+            | {"eager_fp32_ms_median": lat["eager_ms_median"], "threads": lat["threads"], "repeats": lat["repeats"]},
             "status": "ok" if v["passed"] else "below-threshold",
             "details": art.details,
         })
@@ -455,9 +465,15 @@ def verify_bundle(folder: str | Path) -> dict:
             problems.append(f"{_rel(p, root)}: not listed in the manifest")
     for a in manifest.get("artifacts", []) if isinstance(manifest.get("artifacts"), list) else []:
         for rel in (a.get("paths") or {}).values():
-            if rel not in files:
+            p = root / rel
+            if p.is_dir():  # a package (.mlpackage): its files are in the table; the artifact hash covers them all
+                if any(_rel(f, root) not in files for f in p.rglob("*") if f.is_file()):
+                    continue  # named above, file by file
+                if file_sha256(p) != a.get("sha256"):
+                    problems.append(f"{rel}: artifact {a.get('id')} sha256 differs from its package's files")
+            elif rel not in files:
                 problems.append(f"{rel}: artifact {a.get('id')} is not in the file table")
-            elif files[rel].get("sha256") != a.get("sha256") and not (root / rel).is_dir():
+            elif files[rel].get("sha256") != a.get("sha256"):
                 problems.append(f"{rel}: artifact {a.get('id')} sha256 differs from its file-table entry")
     return {"ok": not problems, "problems": problems, "manifest": manifest}
 

@@ -29,6 +29,8 @@ def cmd_build(args) -> None:
         opts["qat"] = {**opts.get("qat", {"calibration": 16}), "steps": args.qat_steps}
     if args.tflite_layout:
         opts["layouts"] = {**opts.get("layouts", {}), "tflite": args.tflite_layout}
+    if args.coreml_layout:
+        opts["layouts"] = {**opts.get("layouts", {}), "coreml": args.coreml_layout}
     if args.force:
         opts["force"] = True
     if args.strict:
@@ -53,8 +55,9 @@ def summary(m: dict, dest: Path) -> str:
         n = a["numerics"]
         mark = "" if n["passed"] else " (below)"
         lines.append(f"{a['id'] + ('*' if a['id'] == m['default_artifact'] else ''):<26}{a['bytes'] / 1e6:>7.2f}"
-                     f"{a['latency']['host_ms_median']:>9.1f}{a['latency']['speedup_vs_eager']:>9.2f}"
-                     f"{n['psnr_min']:>12.1f}  " + " ".join(f"{v['psnr']:>8.2f}" for v in a["quality"]["tiles"].values())
+                     + (f"{a['latency']['host_ms_median']:>9.1f}{a['latency']['speedup_vs_eager']:>9.2f}"
+                        if a["latency"]["host_ms_median"] is not None else f"{'device':>9}{'-':>9}")
+                     + f"{n['psnr_min']:>12.1f}  " + " ".join(f"{v['psnr']:>8.2f}" for v in a["quality"]["tiles"].values())
                      + mark)
     for f in m["failed"]:
         lines.append(f"not built: {f['backend']} {f['precision']} ({f['stage']}): {f['error']}")
@@ -146,10 +149,11 @@ def add_parsers(sub, argv=None) -> None:
     s.add_argument("--checkpoint", help="default: the built-in default checkpoint")
     s.add_argument("--preset")
     s.add_argument("--backends", help="comma list (default executorch,tflite,coreml)")
-    s.add_argument("--precisions", help="comma list of fp32,fp16,int8 (default: what each backend offers)")
+    s.add_argument("--precisions", help="comma list of fp32,fp16,int8,int8w (default per backend: see README)")
     s.add_argument("--size", nargs="+", type=int, metavar="H [W]", help="tile size (default 256)")
     s.add_argument("--overlap", type=int, help="tile overlap for photos of any size (default from anyir_core.tiling)")
     s.add_argument("--tflite-layout", choices=("NCHW", "NHWC"), help="default NHWC (Android bitmaps)")
+    s.add_argument("--coreml-layout", choices=("NCHW", "image"), help="default NCHW (multiarray); image: CVPixelBuffer input")
     s.add_argument("--quant-state", help="reuse a state from `anyir qat` instead of running QAT")
     s.add_argument("--qat-steps", type=int, help="QAT fine-tuning steps in the build (default 40)")
     s.add_argument("--name")

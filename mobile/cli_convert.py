@@ -10,7 +10,7 @@ from anyir_core.errors import AnyIRError
 def _quiet_toolchain_logs() -> None:
     # torchao logs that it cannot load its CUDA-only kernels; harmless on CPU (FACTS.md)
     import logging
-    for name in ("torchao", "executorch", "root", "torch.utils._pytree"):
+    for name in ("torchao", "executorch", "root", "torch.utils._pytree", "coremltools"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -58,7 +58,7 @@ def cmd_export(args) -> None:
         src.quant_info()
     out = Path(args.out)
     if out.is_dir() or not out.suffix:
-        layout = "-nhwc" if spec.layout == "NHWC" else ""
+        layout = "" if spec.layout == "NCHW" else f"-{spec.layout.lower()}"
         out = out / f"{src.preset}-{args.backend}-{args.precision}-{h}x{w}{layout}{backend.suffix}"
     if out.exists() and not args.force:
         raise AnyIRError(f"{out} exists; pass --force to replace it")
@@ -121,12 +121,14 @@ def add_parsers(sub) -> None:
 
     s = sub.add_parser("export", help="convert a checkpoint into a mobile artifact")
     s.add_argument("--backend", required=True)
-    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"))
+    s.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8", "int8w"),
+                   help="fp32 | fp16 | int8 (from --quant-state) | int8w (Core ML: int8 weights only)")
     s.add_argument("--checkpoint", default="default")
     s.add_argument("--preset")
     s.add_argument("--quant-state", help="int8: the folder `anyir qat` wrote")
     s.add_argument("--size", nargs="+", type=int, metavar="H [W]", help="tile size (default 256)")
-    s.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC"))
+    s.add_argument("--layout", default="NCHW", choices=("NCHW", "NHWC", "image"),
+                   help="NHWC: TFLite; image: Core ML image-typed input (CVPixelBuffer)")
     s.add_argument("--out", required=True, help="artifact file, or a folder to name it in")
     s.add_argument("--force", action="store_true")
     s.set_defaults(func=cmd_export)

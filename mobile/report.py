@@ -22,8 +22,10 @@ def _tables(m: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     rows = [["eager PyTorch fp32 (reference)", "-", f"{lat.get('eager_ms_median', float('nan')):.1f}", "1.00", "-", "-"]]
     for a in arts:
         n = a["numerics"]
+        timed = a["latency"]["host_ms_median"] is not None
         rows.append([a["id"] + (" (default)" if a["id"] == m["default_artifact"] else ""), _mb(a["bytes"]),
-                     f"{a['latency']['host_ms_median']:.1f}", f"{a['latency']['speedup_vs_eager']:.2f}",
+                     f"{a['latency']['host_ms_median']:.1f}" if timed else "on device only",
+                     f"{a['latency']['speedup_vs_eager']:.2f}" if timed else "-",
                      f"{n['psnr_min']:.1f} (>= {n['threshold']:.0f})", "pass" if n["passed"] else "**below**"])
     out.append(("Artifacts: size, host latency per tile, numeric check",
                 ["artifact", "MB", "ms / tile", "x eager", "PSNR vs reference, dB", "numerics"], rows))
@@ -36,16 +38,18 @@ def _tables(m: dict) -> list[tuple[str, list[str], list[list[str]]]]:
             rows.append([a["id"]] + [f"{q[t]['psnr']:.2f} ({-q[t]['drop_vs_fp32']:+.2f})" for t in tasks])
         out.append((f"Task PSNR (dB) on {arts[0]['numerics']['tiles']} held-out {m['input']['tile'][0]}x"
                     f"{m['input']['tile'][1]} tiles, change vs eager fp32 in brackets", ["model"] + tasks, rows))
-        photos = sorted({(p["photo"], tuple(p["size"])) for p in arts[0]["quality"]["photos"]})
+        with_photos = [a for a in arts if a["quality"]["photos"]]  # (Core ML off Apple hardware: tiles only)
+        photos = sorted({(p["photo"], tuple(p["size"])) for p in with_photos[0]["quality"]["photos"]}) if with_photos else []
         rows = []
         for photo, size in photos:
             for t in tasks:
-                base = next(p for p in arts[0]["quality"]["photos"] if p["photo"] == photo and p["task"] == t)
+                base = next(p for p in with_photos[0]["quality"]["photos"] if p["photo"] == photo and p["task"] == t)
                 rows.append([f"{photo} {size[1]}x{size[0]}", t, f"{base['input_psnr']:.2f}"]
                             + [f"{next(p for p in a['quality']['photos'] if p['photo'] == photo and p['task'] == t)['gain']:+.2f}"
-                               for a in arts])
-        out.append(("Whole held-out photos through the tiled path (what `anyir restore` does): PSNR gain over the "
-                    "input, dB", ["photo", "task", "input dB"] + [a["id"] for a in arts], rows))
+                               for a in with_photos])
+        if rows:
+            out.append(("Whole held-out photos through the tiled path (what `anyir restore` does): PSNR gain over the "
+                        "input, dB", ["photo", "task", "input dB"] + [a["id"] for a in with_photos], rows))
     if m["failed"]:
         out.append(("Not in this bundle", ["backend", "precision", "stage", "why"],
                     [[f["backend"], f["precision"], f["stage"], f["error"]] for f in m["failed"]]))
@@ -78,9 +82,10 @@ def plot_figures(folder: Path, m: dict) -> list[tuple[str, str]]:
     figs = []
 
     fig, ax = plt.subplots(1, 2, figsize=(10, 0.5 * len(ids) + 2))
-    names = ["eager fp32"] + ids
-    ms = [m["host_latency"]["eager_ms_median"]] + [a["latency"]["host_ms_median"] for a in arts]
-    ax[0].barh(names, ms, color=["#999"] + ["#3a7"] * len(ids))
+    timed = [a for a in arts if a["latency"]["host_ms_median"] is not None]  # Core ML is timed on device only
+    names = ["eager fp32"] + [a["id"] for a in timed]
+    ms = [m["host_latency"]["eager_ms_median"]] + [a["latency"]["host_ms_median"] for a in timed]
+    ax[0].barh(names, ms, color=["#999"] + ["#3a7"] * len(timed))
     ax[0].set_xlabel(f"ms per {m['input']['tile'][0]}x{m['input']['tile'][1]} tile (host, median)")
     for i, v in enumerate(ms):
         ax[0].text(v, i, f" {v:.1f}", va="center", fontsize=8)
@@ -202,7 +207,7 @@ def write_model_card(root: Path, m: dict, src) -> None:
         "",
         _md_table(["id", "platforms", "file", "MB", "host x eager", "numerics"],
                   [[a["id"], ", ".join(a["paths"]), next(iter(a["paths"].values())), _mb(a["bytes"]),
-                    f"{a['latency']['speedup_vs_eager']:.2f}",
+                    f"{a['latency']['speedup_vs_eager']:.2f}" if a["latency"]["speedup_vs_eager"] is not None else "on device",
                     f"{a['numerics']['psnr_min']:.1f} dB ({'pass' if a['numerics']['passed'] else 'below'} "
                     f"{a['numerics']['threshold']:.0f})"] for a in m["artifacts"]]),
         "",

@@ -29,3 +29,18 @@ def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> torc
 def tiny():
     from anyir_core import create_model
     return randomize(create_model("anyir-tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_qat(tmp_path_factory):
+    """A tiny random checkpoint and a 4-step QAT state of it, shared by the backend tests that convert int8
+    (each module exports its own artifacts from them)."""
+    from anyir_core import create_model, save_checkpoint
+    from conversion.quantize import QuantConfig, quantize
+
+    d = tmp_path_factory.mktemp("tiny-qat")
+    ck = d / "tiny.safetensors"
+    save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
+    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=["noise25", "rain"],
+                                             threads=1), quiet=True)
+    return ck, d / "qat"

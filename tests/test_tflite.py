@@ -8,32 +8,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anyir_core import create_model, save_checkpoint
 import torch
 
 from conversion.base import ArtifactError, InputSpec, get_backend, read_record, write_record
-from conversion.quantize import QuantConfig, load_quantized, quantize
+from conversion.quantize import load_quantized
 from conversion.source import ModelSource
 from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights, read_metadata
 from conversion.verify import verify
 
-from conftest import randomize
 
 TILE = 64
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory):
+def work(tmp_path_factory, tiny_qat):
     d = tmp_path_factory.mktemp("tfl")
-    ck = d / "tiny.safetensors"
-    save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
+    ck, qat = tiny_qat
     be = get_backend("tflite")
     for layout in ("NCHW", "NHWC"):
         write_record(be.export(ModelSource(str(ck)), InputSpec(TILE, TILE, layout=layout), "fp32",
                                d / f"tiny-{layout}.tflite"), d)
-    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=["noise25", "rain"],
-                                             threads=1), quiet=True)
-    src = ModelSource(str(ck), quant_state=str(d / "qat"))
+    src = ModelSource(str(ck), quant_state=str(qat))
     write_record(be.export(src, InputSpec(TILE, TILE), "fp16", d / "tiny-fp16.tflite"), d)
     write_record(be.export(src, InputSpec(TILE, TILE, layout="NHWC"), "int8", d / "tiny-int8-NHWC.tflite"), d)
     return d, ck
@@ -86,12 +81,12 @@ def test_fp16_file_stores_float16_weights_and_stays_close_to_eager(work):
     assert v["passed"] and v["threshold"] == 45 and v["numeric_psnr_min"] >= 45
 
 
-def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work):
+def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work, tiny_qat):
     d, ck = work
     interp = _interpreter(d / "tiny-int8-NHWC.tflite", 1)
     convs = conv_tensor_types(interp)
     learned = [c for c in convs if c["weight_scales"] > 0]
-    ref, _ = load_quantized(d / "qat", TILE, TILE, checkpoint=str(ck), fold=False)
+    ref, _ = load_quantized(tiny_qat[1], TILE, TILE, checkpoint=str(ck), fold=False)
     qc = [n for n in ref.graph.nodes if n.target == torch.ops.quantized_decomposed.quantize_per_channel.default]
     # every learned convolution of the Q/DQ reference is an int8 x int8 -> int8 op with per-channel weights
     assert len(learned) == len(qc) > 100
