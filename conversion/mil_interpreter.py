@@ -295,11 +295,13 @@ def op_quantize(input, scale, output_dtype, zero_point=None, axis=None):
     if dtype not in (np.int8, np.uint8):
         raise UnsupportedOp(f"quantize to {output_dtype!r}")
     ax = _scalar(axis) if axis is not None else 0
-    q = np.rint(input / _per_axis(scale, ax, input.ndim).astype(np.float32))
+    q = np.divide(input, _per_axis(scale, ax, input.ndim).astype(np.float32), dtype=np.float32)
+    np.rint(q, out=q)
     if zero_point is not None:
-        q = q + _per_axis(zero_point, ax, input.ndim).astype(np.float32)
+        q += _per_axis(zero_point, ax, input.ndim).astype(np.float32)
     info = np.iinfo(dtype)
-    return np.clip(q, info.min, info.max).astype(dtype)
+    np.clip(q, info.min, info.max, out=q)
+    return q.astype(dtype)
 
 
 def op_dequantize(input, scale, zero_point=None, axis=None):
@@ -402,12 +404,16 @@ class Program:
             else:
                 args = {}
                 for pname, arg in op.inputs.items():
-                    vals = [b.name if b.WhichOneof("binding") == "name" else decode_value(b.value, weights_dir, cache)
+                    vals = [b.name if b.WhichOneof("binding") == "name" else _held(decode_value(b.value, weights_dir, cache))
                             for b in arg.arguments]
                     args[pname] = vals
                 self.ops.append((op.type, args, out.name, _tensor_type(out.type), len(op.outputs)))
         if any(n > 1 for *_, n in self.ops):
             raise UnsupportedOp(f"{self.path.name}: ops with several outputs")
+        self._held_consts = {k: _held(v) if isinstance(v, np.ndarray) else v for k, v in self.consts.items()}
+        self.declared = {**{k: d for k, (d, _) in self.inputs.items()},
+                         **{k: np.asarray(v).dtype for k, v in self.consts.items() if isinstance(v, np.ndarray)},
+                         **{name: t[0] for _, _, name, t, _ in self.ops}}
 
     @staticmethod
     def _finish(op_type, value, out_type, name="?"):
@@ -429,34 +435,38 @@ class Program:
         missing = set(self.inputs) - set(feeds)
         if missing:
             raise ArtifactError(f"missing input(s) {', '.join(sorted(missing))}; the program takes {', '.join(self.inputs)}")
-        env: dict[str, object] = dict(self.consts)
+        env: dict[str, object] = dict(self._held_consts)
         for name, (dtype, dims) in self.inputs.items():
             x = np.asarray(feeds[name])
             if dims is not None and list(x.shape) != dims:
                 raise ArtifactError(f"input {name!r} of shape {list(x.shape)}; the program takes {dims}")
-            env[name] = x.astype(dtype)
+            env[name] = _held(x.astype(dtype))
         for op_type, args, out_name, out_type, _ in self.ops:
             kwargs = {}
             for pname, vals in args.items():
                 resolved = [env[v] if isinstance(v, str) else v for v in vals]
-                resolved = [_compute_dtype(v) for v in resolved]
                 kwargs[pname] = resolved if op_type == "concat" and pname == "values" else resolved[0]
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 value = OPS[op_type](**kwargs)
-            env[out_name] = self._finish(op_type, value, out_type, out_name)
+            env[out_name] = _held(self._finish(op_type, value, out_type, out_name))
         if keep:
-            return {k: v for k, v in env.items() if isinstance(v, np.ndarray)}
-        return {k: env[k] for k in self.outputs}
+            return {k: _declared(v, self.declared.get(k)) for k, v in env.items() if isinstance(v, np.ndarray)}
+        return {k: _declared(env[k], self.declared.get(k)) for k in self.outputs}
 
 
-def _compute_dtype(v):
-    """Floats enter an op as fp32 (an fp16 value is exact in fp32); strings and ints as they are."""
+def _held(v):
+    """How a value is held between ops: fp16 values as fp32 arrays (exact; rounded to fp16 after every op, so
+    nothing of fp16's precision is lost or gained), 0-d strings as str, the rest as they are."""
     if isinstance(v, np.ndarray):
         if v.dtype == np.float16:
             return v.astype(np.float32)
         if v.ndim == 0 and v.dtype == object:
             return v.item()
     return v
+
+
+def _declared(v, dtype):
+    return v.astype(dtype) if dtype is not None and dtype is not object and v.dtype != dtype else v
 
 
 def describe(package: str | Path) -> dict:
