@@ -411,6 +411,17 @@ class Program:
         if any(n > 1 for *_, n in self.ops):
             raise UnsupportedOp(f"{self.path.name}: ops with several outputs")
         self._held_consts = {k: _held(v) if isinstance(v, np.ndarray) else v for k, v in self.consts.items()}
+        # free each intermediate after its last reader (a 256 tile's ~1,400 intermediates would hold gigabytes)
+        last = {}
+        for i, (_, args, _, _, _) in enumerate(self.ops):
+            for vals in args.values():
+                for v in vals:
+                    if isinstance(v, str) and v not in self.consts:
+                        last[v] = i
+        self._free_after = [[] for _ in self.ops]
+        for name, i in last.items():
+            if name not in self.outputs:
+                self._free_after[i].append(name)
         self.declared = {**{k: d for k, (d, _) in self.inputs.items()},
                          **{k: np.asarray(v).dtype for k, v in self.consts.items() if isinstance(v, np.ndarray)},
                          **{name: t[0] for _, _, name, t, _ in self.ops}}
@@ -441,7 +452,7 @@ class Program:
             if dims is not None and list(x.shape) != dims:
                 raise ArtifactError(f"input {name!r} of shape {list(x.shape)}; the program takes {dims}")
             env[name] = _held(x.astype(dtype))
-        for op_type, args, out_name, out_type, _ in self.ops:
+        for i, (op_type, args, out_name, out_type, _) in enumerate(self.ops):
             kwargs = {}
             for pname, vals in args.items():
                 resolved = [env[v] if isinstance(v, str) else v for v in vals]
@@ -449,6 +460,9 @@ class Program:
             with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
                 value = OPS[op_type](**kwargs)
             env[out_name] = _held(self._finish(op_type, value, out_type, out_name))
+            if not keep:
+                for name in self._free_after[i]:
+                    del env[name]
         if keep:
             return {k: _declared(v, self.declared.get(k)) for k, v in env.items() if isinstance(v, np.ndarray)}
         return {k: _declared(env[k], self.declared.get(k)) for k in self.outputs}
