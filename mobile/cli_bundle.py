@@ -125,6 +125,9 @@ def cmd_restore(args) -> None:
     if clash and not args.force:
         raise AnyIRError(f"{clash[0]} exists; pass --force to replace it")
     entry, runner, m = load_bundle_runner(args.bundle, args.backend, args.precision)
+    if getattr(runner, "emulated", False) and not args.quiet:
+        print(f"{entry['id']}: Core ML runs only on Apple devices; here the numpy reference interpreter executes it "
+              "(the program's own arithmetic; seconds per tile)", file=sys.stderr)
     tile = tuple(m["input"]["tile"])
     overlap = m["input"]["overlap"] if args.overlap is None else args.overlap
     for src, dst in zip(images, targets):
