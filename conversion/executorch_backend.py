@@ -20,7 +20,7 @@ from anyir_core.checkpoint import _atomic_write
 from .base import (Artifact, ArtifactError, Backend, BackendUnavailable, InputSpec, Runner, file_bytes, file_sha256,
                    register, tool_versions)
 
-_MAC_OPS = ("convolution", "conv2d", "bmm", "mm", "addmm", "linear")
+_MAC_OPS = ("convolution", "conv2d", "bmm", "mm", "addmm", "linear", "matmul")
 
 
 def _node_macs(node) -> int:
@@ -35,7 +35,7 @@ def _node_macs(node) -> int:
     if "conv" in name and len(args) >= 2:
         w = args[1]
         return int(np.prod(out.shape)) * int(np.prod(w.shape[1:]))
-    if "bmm" in name or "mm" in name:
+    if "bmm" in name or "mm" in name or "matmul" in name:
         return int(np.prod(out.shape)) * int(args[0].shape[-1])
     return 0
 
@@ -89,7 +89,7 @@ class ExecuTorchBackend(Backend):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             ep = torch.export.export(module, (x,), strict=False)
-            total_macs = count_graph_macs(ep.run_decompositions({}).graph_module)
+            total_macs = count_graph_macs(ep.graph_module)  # (as aten ops: decomposing the Q/DQ graph costs minutes)
             edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
             report = delegation_report(edge.exported_program().graph_module, total_macs)
             program = edge.to_executorch()

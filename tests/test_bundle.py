@@ -13,11 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from anyir_core import AnyIRError, create_model, save_checkpoint
-from conversion.quantize import QuantConfig, quantize
+from anyir_core import AnyIRError
 from mobile.bundle import BuildConfig, build, schema_errors
 
-from conftest import randomize
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ["noise25", "rain"]
@@ -29,16 +27,14 @@ def anyir(*args, cwd=None, **kw):
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def bundle(tmp_path_factory, tiny_qat):
     d = tmp_path_factory.mktemp("bundle")
-    ck = d / "tiny.safetensors"
-    save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
-    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=TASKS, threads=1),
-             quiet=True)
+    ck, qat = tiny_qat  # (trained on TASKS: noise25, rain)
     # fp16 is tested in test_tflite; here executorch fp16 stands for a combination a backend does not offer
     precisions = {"executorch": ["fp32", "fp16"], "tflite": ["fp32", "int8"], "coreml": ["fp16"]}
     cfg = BuildConfig(checkpoint=str(ck), backends=["executorch", "tflite", "coreml"], precisions=precisions,
-                      size=[64, 64], overlap=16, quant_state=str(d / "qat"), tasks=TASKS, out=str(d / "dist"),
+                      size=[64, 64], overlap=16, quant_state=str(qat), tasks=TASKS, out=str(d / "dist"),
+                      layouts={"coreml": "image"},
                       repeats=2)
     dest = build(cfg, quiet=True)
     return d, ck, cfg, dest
@@ -52,11 +48,17 @@ def test_bundle_layout_manifest_and_report(bundle):
     m = json.loads((dest / "manifest.json").read_text())
     assert schema_errors(m) == []
     ids = [a["id"] for a in m["artifacts"]]
-    assert ids == ["executorch-fp32", "tflite-fp32-nhwc", "tflite-int8-nhwc", "coreml-fp16"]
+    assert ids == ["executorch-fp32", "tflite-fp32-nhwc", "tflite-int8-nhwc", "coreml-fp16-image"]
     a = {x["id"]: x for x in m["artifacts"]}
     assert set(a["executorch-fp32"]["paths"]) == {"android", "ios"} and set(a["tflite-int8-nhwc"]["paths"]) == {"android"}
-    assert a["coreml-fp16"]["paths"] == {"ios": "ios/anyir-tiny-coreml-fp16-64x64.mlpackage"}
-    assert (dest / "ios/anyir-tiny-coreml-fp16-64x64.mlpackage/Manifest.json").is_file()
+    pkg = "ios/anyir-tiny-coreml-fp16-64x64-image.mlpackage"
+    assert a["coreml-fp16-image"]["paths"] == {"ios": pkg} and (dest / pkg / "Manifest.json").is_file()
+    # the image-typed input: an RGB image whose 0..255 pixels the program scales; the app reads that from the package
+    from conversion.coreml_backend import read_metadata
+    meta = read_metadata(dest / pkg)
+    assert meta["input_types"] == {"image": "imageType"} and "RGB image" in meta["inputs"]["image"]
+    assert meta["anyir_mobile"]["layout"] == "image" and meta["anyir_mobile"]["value_range"] == [0.0, 255.0]
+    assert a["coreml-fp16-image"]["input"]["layout"] == "image" and a["coreml-fp16-image"]["input"]["dtype"] == "float32"
     assert a["tflite-fp32-nhwc"]["input"]["layout"] == "NHWC" and a["tflite-fp32-nhwc"]["input"]["shape"] == [1, 64, 64, 3]
     for x in m["artifacts"]:
         for rel in x["paths"].values():
@@ -78,7 +80,7 @@ def test_bundle_layout_manifest_and_report(bundle):
     assert m["model"]["parameters"] > 100_000 and m["model"]["macs_per_tile"] > 0
     assert {s["stage"] for s in m["build"]["stages"]} >= {"export tflite-int8-nhwc", "verify tflite-fp32-nhwc"}
     report = (dest / "report.md").read_text()
-    assert "tflite-int8-nhwc" in report and "coreml-fp16" in report and "report/latency_size.png" in report
+    assert "tflite-int8-nhwc" in report and "coreml-fp16-image" in report and "report/latency_size.png" in report
     assert "on device only" in report
     html = (dest / "report.html").read_text()
     assert html.count("data:image/png;base64,") == 2 and html.count("data:image/jpeg;base64,") == 1
@@ -105,7 +107,7 @@ def test_bundle_verify_accepts_then_names_what_was_tampered(bundle, tmp_path):
     assert r.returncode == 2
     assert f"android/{pte.name}: changed" in r.stderr
     assert f"ios/{pkg.name}/Data/com.apple.CoreML/weights/weight.bin: changed" in r.stderr
-    assert f"ios/{pkg.name}: artifact coreml-fp16 sha256 differs" in r.stderr
+    assert f"ios/{pkg.name}: artifact coreml-fp16-image sha256 differs" in r.stderr
     assert "report.md: missing" in r.stderr and "ios/extra.bin: not listed" in r.stderr
     m = json.loads((copy / "manifest.json").read_text())
     m["artifacts"][0]["precision"] = "int4"

@@ -26,14 +26,14 @@ def work(tmp_path_factory, tiny_qat):
     ck, qat = tiny_qat
     src = ModelSource(str(ck), quant_state=str(qat))
     be = get_backend("coreml")
-    for precision, layout in (("fp32", "NCHW"), ("fp16", "NCHW"), ("fp16", "image"), ("int8", "NCHW"), ("int8w", "NCHW")):
+    # (the image-typed input is built and checked through a bundle in test_bundle.py)
+    for precision, layout in (("fp32", "NCHW"), ("fp16", "NCHW"), ("int8", "NCHW"), ("int8w", "NCHW")):
         write_record(be.export(src, InputSpec(TILE, TILE, layout=layout), precision,
                                d / f"tiny-{precision}-{layout}.mlpackage"), d)
     return d, ck, src
 
 
-@pytest.mark.parametrize("precision,layout,floor", [("fp32", "NCHW", 60), ("fp16", "NCHW", 45), ("fp16", "image", 45),
-                                                    ("int8w", "NCHW", 35)])
+@pytest.mark.parametrize("precision,layout,floor", [("fp32", "NCHW", 60), ("fp16", "NCHW", 45), ("int8w", "NCHW", 35)])
 def test_float_programs_match_eager(work, precision, layout, floor):
     d, _, _ = work
     v = verify(d / f"tiny-{precision}-{layout}.mlpackage", tasks=TASKS)
@@ -111,18 +111,20 @@ def test_sizes_and_every_op_is_one_the_interpreter_tests(work):
         assert not (f / "executorch_debug_handle_mapping.json").exists()
 
 
-def test_metadata_and_image_input_an_app_reads(work):
+def test_metadata_an_app_reads(work):
     d, _, _ = work
-    m = read_metadata(d / "tiny-fp16-image.mlpackage")
+    m = read_metadata(d / "tiny-fp16-NCHW.mlpackage")
     assert m["author"] == "AnyIR Mobile" and m["license"].startswith("MIT") and "restoration" in m["description"]
-    assert m["input_types"] == {"image": "imageType"} and "RGB image" in m["inputs"]["image"]
+    assert m["input_types"] == {"image": "multiArrayType"} and "float in [0, 1], NCHW" in m["inputs"]["image"]
     assert "[0, 1]" in m["outputs"]["restored"]
     a = m["anyir_mobile"]
-    assert a["tile"] == [TILE, TILE] and a["layout"] == "image" and a["value_range"] == [0.0, 255.0]
+    assert a["tile"] == [TILE, TILE] and a["layout"] == "NCHW" and a["value_range"] == [0.0, 1.0]
     assert a["precision"] == "fp16" and a["deployment_target"] == "iOS17" and len(a["checkpoint_sha256"]) == 64
-    rec = read_record(d / "tiny-fp16-image.mlpackage")
-    assert rec.runtime["minimum_deployment_target"].startswith("iOS17") and rec.input.dtype == "float32"
-    assert read_record(d / "tiny-fp16-NCHW.mlpackage").input.dtype == "float16"  # fp16 multiarray I/O
+    assert m["user_defined"]["anyir.tile"] == f"{TILE}x{TILE}"
+    rec = read_record(d / "tiny-fp16-NCHW.mlpackage")
+    assert rec.runtime["minimum_deployment_target"].startswith("iOS17")
+    assert rec.input.dtype == "float16"  # fp16 multiarray I/O
+    assert read_record(d / "tiny-fp32-NCHW.mlpackage").input.dtype == "float32"
 
 
 def test_a_package_with_an_unknown_op_fails_verify_naming_it(work, tmp_path):
