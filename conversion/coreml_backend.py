@@ -131,12 +131,12 @@ class CoreMLBackend(Backend):
 
         self.check(precision, spec.layout)
         ep, folded = self._exported(source, spec, precision)
-        x = torch.rand(1, 3, spec.height, spec.width)
+        shape = (1, 3, spec.height, spec.width)
         if spec.layout == "image":
             spec = InputSpec(**{**spec.__dict__, "value_range": (0.0, 255.0)})
-            inp = ct.ImageType(name=INPUT_NAME, shape=tuple(x.shape), scale=1.0 / 255.0, color_layout=ct.colorlayout.RGB)
+            inp = ct.ImageType(name=INPUT_NAME, shape=shape, scale=1.0 / 255.0, color_layout=ct.colorlayout.RGB)
         else:
-            inp = ct.TensorType(name=INPUT_NAME, shape=tuple(x.shape))
+            inp = ct.TensorType(name=INPUT_NAME, shape=shape)
         out_file = Path(out_file)
         with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
             warnings.simplefilter("ignore")
@@ -229,6 +229,7 @@ class CoreMLRunner(Runner):
             import coremltools as ct
             self.native = ct.models.MLModel(str(self.path))
         self.emulated = self.native is None  # what runs here is the interpreter, not Core ML (no speed to time)
+        self.executed_by = ["reference interpreter (numpy)"] + ([] if self.emulated else ["Core ML MLModel.predict"])
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """x in the artifact's value range (0..255 for the image layout), NCHW; returns NCHW float32."""

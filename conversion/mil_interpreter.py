@@ -400,7 +400,7 @@ class Program:
                 self.consts[out.name] = decode_value(op.attributes["val"], weights_dir, cache)
             elif op.type in CONST_OPS:
                 attrs = {k: decode_value(v, weights_dir, cache) for k, v in op.attributes.items() if k != "name"}
-                self.consts[out.name] = self._finish(op, OPS[op.type](**attrs), out)
+                self.consts[out.name] = self._finish(op.type, OPS[op.type](**attrs), _tensor_type(out.type), out.name)
             else:
                 args = {}
                 for pname, arg in op.inputs.items():
@@ -427,13 +427,11 @@ class Program:
                          **{name: t[0] for _, _, name, t, _ in self.ops}}
 
     @staticmethod
-    def _finish(op_type, value, out_type, name="?"):
-        if not isinstance(out_type, tuple):
-            out_type = _tensor_type(out_type.type)
+    def _finish(op_type: str, value, out_type: tuple, name: str):
         dtype, dims = out_type
         value = np.asarray(value)
         if dims is not None and list(value.shape) != dims:
-            raise ArtifactError(f"{op_type if isinstance(op_type, str) else op_type.type} {name}: computed shape "
+            raise ArtifactError(f"{op_type} {name}: computed shape "
                                 f"{list(value.shape)}, the program declares {dims}")
         return value.astype(dtype, copy=False) if dtype is not object else value
 
@@ -487,7 +485,9 @@ def describe(package: str | Path) -> dict:
     """What the interpreter sees in a package: opset, inputs, outputs, op counts."""
     prog = Program(package)
     return {"opset": prog.opset, "inputs": {k: [np.dtype(d).name, dims] for k, (d, dims) in prog.inputs.items()},
-            "outputs": prog.outputs, "ops": dict(sorted(op_types(package).items()))}
+            "outputs": prog.outputs,
+            "ops": dict(sorted(Counter(op.type for op in prog.spec.mlProgram.functions["main"]
+                                       .block_specializations[prog.opset].operations).items()))}
 
 
 if __name__ == "__main__":  # python -m conversion.mil_interpreter PACKAGE: what it holds

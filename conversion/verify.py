@@ -104,8 +104,8 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
     floor = threshold if threshold is not None else getattr(backend, "thresholds", {}).get(art.precision, THRESHOLDS.get(art.precision))
     numeric_min = min(r["numeric_psnr"] for r in rows)
     extra = {}
-    if art.backend == "coreml":
-        extra["executed_by"] = ["reference interpreter (numpy)"] + (["Core ML MLModel.predict"] if native else [])
+    if getattr(runner, "executed_by", None):  # runners that are not the runtime itself say what executed
+        extra["executed_by"] = list(runner.executed_by)
         if native:
             extra["native_numeric_psnr_min"] = min(r["native_numeric_psnr"] for r in rows)
             extra["native_vs_interpreter_psnr_min"] = min(r["native_vs_interpreter_psnr"] for r in rows)
