@@ -42,6 +42,7 @@ PREFERENCE = (("executorch", "int8"), ("tflite", "int8"), ("executorch", "fp32")
               ("tflite", "fp16"), ("coreml", "int8"), ("coreml", "fp16"), ("coreml", "fp32"))
 
 
+_INTERRUPTED: list[int] = []  # signals received during this process's build (SIGTERM handler)
 NOT_TIMED = ("not timed: Core ML runs only on Apple devices; on this host the numpy reference interpreter executed it "
              "(numerics, not speed). Time it on device with the iOS harness")
 
@@ -126,6 +127,7 @@ class Stages:
 def _terminate_as_interrupt():
     """SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the partial folder is removed."""
     def handler(signum, frame):
+        _INTERRUPTED.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
     try:
         old = signal.signal(signal.SIGTERM, handler)
@@ -315,6 +317,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             if not quiet:
                 print(f"  {vid}: {stage} failed: {e}", file=sys.stderr)
         except Exception as e:  # a converter crash: report it, ship the others
+            if _INTERRUPTED:  # a signal landed inside a library that wrapped the KeyboardInterrupt: still abort
+                raise KeyboardInterrupt from None
             if cfg.strict:
                 raise
             failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage,
