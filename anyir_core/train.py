@@ -57,6 +57,8 @@ class TrainConfig:
     threads: int = 0  # 0 = torch default
     workers: int = 0  # data-loading processes (batch `step` stays a pure function of (seed, step))
     darken: float = 0.0  # probability of an exposure-darkened clean patch (dark scenes in the mix)
+    color: float = 0.0  # probability of a recoloured clean patch (channel order + white balance)
+    amp: str = "off"  # "bf16": CUDA autocast to bfloat16 for the forward pass (the loss stays fp32)
     device: str = "auto"
 
     @classmethod
@@ -73,8 +75,11 @@ class TrainConfig:
                 raise AnyIRError(f"--{name.replace('_', '-')} must be at least {lo}, got {v}")
         if self.patch % 8:
             raise AnyIRError(f"--patch must be a multiple of 8 (the model downsamples 3 times), got {self.patch}")
-        if not 0 <= self.darken <= 1:
-            raise AnyIRError("--darken is a probability in [0, 1]")
+        for name in ("darken", "color"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise AnyIRError(f"--{name} is a probability in [0, 1]")
+        if self.amp not in ("off", "bf16"):
+            raise AnyIRError(f"--amp is off or bf16, got {self.amp!r}")
         if not 0 <= self.warmup < 1:
             raise AnyIRError("--warmup is a fraction of the steps in [0, 1)")
 
@@ -125,7 +130,10 @@ def optimizer_step(net, opt, cfg, step: int, inp: torch.Tensor, tgt: torch.Tenso
     """One step of the recipe at the scheduled learning rate (shared by training and QAT)."""
     for g in opt.param_groups:
         g["lr"] = lr_at(cfg, step)
-    loss, parts = restoration_loss(net(inp), tgt, cfg.fft_loss_weight)
+    amp = getattr(cfg, "amp", "off") == "bf16"
+    with torch.autocast(inp.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = net(inp)
+    loss, parts = restoration_loss(out.float(), tgt, cfg.fft_loss_weight)
     if not torch.isfinite(loss):
         raise AnyIRError(f"loss became {float(loss)} at step {step}; lower --lr")
     opt.zero_grad(set_to_none=True)
@@ -244,6 +252,8 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         from . import create_model
         model = create_model(cfg.preset, use_fft=False)  # the exact FFT-free fusion: same function, faster
     model.to(device).train()
+    if cfg.amp != "off" and device.type != "cuda":
+        raise AnyIRError(f"--amp {cfg.amp} needs a CUDA device (training runs on {device})")
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -268,7 +278,7 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
     sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch,
-                           seed=cfg.seed * 1000 + rank, darken=cfg.darken)
+                           seed=cfg.seed * 1000 + rank, darken=cfg.darken, color=cfg.color)
     batches = _batches(sampler, step, cfg.steps, cfg.workers)
     bar = None
     if main and not quiet:

@@ -402,7 +402,7 @@ def _copy(a: Path, b: Path) -> None:
 
 
 def _training_summary(side: dict) -> dict:
-    keep = ("steps", "patch", "batch", "lr", "tasks", "data", "seed", "darken")
+    keep = ("steps", "patch", "batch", "lr", "tasks", "data", "seed", "darken", "color")
     recipe = side.get("recipe", {})
     return {"recipe": {k: recipe[k] for k in keep if k in recipe}, "step": side.get("step"),
             **({"log": side["training"]} if "training" in side else {}),

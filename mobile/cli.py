@@ -66,7 +66,7 @@ def cmd_degrade(args) -> None:
 
 _TRAIN_FLAGS = ("preset", "tasks", "data", "patch", "batch", "steps", "lr", "min_lr", "warmup", "weight_decay",
                 "fft_loss_weight", "grad_clip", "seed", "init", "save_every", "log_every", "keep", "threads",
-                "workers", "darken", "device")
+                "workers", "darken", "color", "amp", "device")
 
 
 def cmd_train(args) -> None:
@@ -134,8 +134,9 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
     for name, typ in (("patch", int), ("batch", int), ("steps", int), ("lr", float), ("min-lr", float),
                       ("warmup", float), ("weight-decay", float), ("fft-loss-weight", float), ("grad-clip", float),
                       ("seed", int), ("save-every", int), ("log-every", int), ("keep", int), ("threads", int),
-                      ("workers", int), ("darken", float)):
+                      ("workers", int), ("darken", float), ("color", float)):
         s.add_argument(f"--{name}", type=typ)
+    s.add_argument("--amp", choices=("off", "bf16"), help="bf16: mixed precision on CUDA (off by default)")
     s.add_argument("--init", help="checkpoint to fine-tune from")
     s.add_argument("--device", help="auto, cpu, cuda, cuda:N")
     s.add_argument("--stop-after", type=int, help=argparse.SUPPRESS)

@@ -63,6 +63,31 @@ def test_loader_workers_and_darkening_keep_batches_a_function_of_the_step(tmp_pa
         TrainConfig(darken=1.5).validate()
 
 
+def test_colour_augmentation_recolours_the_clean_target_before_degrading():
+    from anyir_core.data import PatchSampler, builtin_samples
+    samples = builtin_samples("train")[:2]
+    plain = PatchSampler(samples, ["clean"], 32, 16, seed=1).draw(0)
+    coloured = PatchSampler(samples, ["clean"], 32, 16, seed=1, color=1.0).draw(0)
+    again = PatchSampler(samples, ["clean"], 32, 16, seed=1, color=1.0).draw(0)
+    assert torch.equal(coloured[0], again[0])  # still a function of (seed, step)
+    # 'clean' is the identity: input == target, so the recolouring happened before the degradation
+    assert torch.equal(coloured[0], coloured[1])
+    assert not torch.equal(coloured[1], plain[1])
+    # recoloured patches carry a colour cast (white balance), grey photos included
+    rgb_means = coloured[1].mean((2, 3))
+    assert (rgb_means.max(1).values - rgb_means.min(1).values).mean() > 0.02
+    noisy = PatchSampler(samples, ["noise25"], 32, 16, seed=1, color=1.0).draw(0)
+    assert 5 < float((noisy[0] - noisy[1]).std() * 255) < 40  # the noise is added to the recoloured patch
+    for bad in (dict(color=-0.1), dict(color=2.0), dict(amp="fp16")):
+        with pytest.raises(AnyIRError, match="color|amp"):
+            TrainConfig(**bad).validate()
+
+
+def test_bf16_needs_cuda(tmp_path):
+    with pytest.raises(AnyIRError, match="needs a CUDA device"):
+        train(TrainConfig(steps=1, amp="bf16", device="cpu", **FAST), tmp_path, quiet=True)
+
+
 def test_resume_rejects_changed_settings(tmp_path):
     train(TrainConfig(steps=3, **FAST), tmp_path, quiet=True)
     with pytest.raises(AnyIRError, match="different settings \\(lr\\)"):
