@@ -26,7 +26,6 @@ from conversion.source import ModelSource  # noqa: E402
 from conversion.verify import DEFAULT_TASKS, _nchw, verification_set  # noqa: E402
 
 
-
 def _qt():
     """The per-tensor quantize op (registered once torchao's pt2e quantization is imported)."""
     import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
