@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 
+from anyir_core.data import TRAIN
 from anyir_core.evaluate import format_table
 from anyir_core.inspect import count_macs, count_parameters
 
@@ -67,8 +68,9 @@ def render(checkpoint: Path, report: dict, logs: list[Path], commands: list[str]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Limits", "",
-              "A small model trained on a 2-core CPU on 13 photos: far from the paper's numbers, which need the "
-              "benchmark training sets and GPU-days. Not trained for motion blur or low light. Per-image "
+              f"A small model trained on {len(TRAIN)} photos (the training table above says on what hardware and for "
+              "how long): far from the paper's numbers, which need the benchmark training sets and GPU-days. "
+              "Not trained for motion blur or low light. Per-image "
               "statistics inside the model make tiled and whole-image results differ; by how much is measured "
               "with the tiled restore path.", ""]
     return "\n".join(lines)
