@@ -169,10 +169,11 @@ def main(argv=None) -> None:
     args = build_parser(argv).parse_args(argv)
     warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
     try:
-        args.func(args)
-    except AnyIRError as e:
-        _fail(str(e), e.exit_code)
-    except KeyboardInterrupt:
+        try:
+            args.func(args)
+        except AnyIRError as e:
+            _fail(str(e), e.exit_code)
+    except KeyboardInterrupt:  # also one raised while an error was being reported (a signal then)
         _fail("interrupted", 130)
 
 

@@ -235,7 +235,7 @@ def test_interrupted_build_leaves_nothing(bundle, tmp_path, sig, stage):
     assert any(out.glob(".*partial*")), "the build never started writing"
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == 130 and "interrupted" in err
+    assert p.returncode == 130 and "interrupted" in err, (p.returncode, err[-3000:])
     assert list(out.iterdir()) == []
 
 
