@@ -311,6 +311,8 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                     photos = photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)
             built.append({"id": vid, "art": art, "folder": folder, "verify": v, "photos": photos, "runner": runner})
         except AnyIRError as e:
+            if _INTERRUPTED:  # a backend wrapped the signal's KeyboardInterrupt in its own error: still abort
+                raise KeyboardInterrupt from None
             if cfg.strict:
                 raise AnyIRError(f"{vid}: {e} (--strict)") from None
             failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage, "error": str(e)})
