@@ -1,4 +1,4 @@
-"""Fine-tune for a fixed GPU time budget: probe throughput, pick the step count, train, evaluate.
+"""Fine-tune for a fixed GPU time budget: probe throughput, pick the step count, train.
 
 A GPU lease is counted in minutes, so the step count (which fixes the cosine schedule) is chosen from a
 measured rate instead of guessed: the script times a few optimizer steps for each candidate batch size and
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from anyir_core.checkpoint import load_checkpoint  # noqa: E402
 from anyir_core.train import TrainConfig, TrainingInterrupted, optimizer_step, train  # noqa: E402
+from mobile.cli import build_parser, train_config  # noqa: E402
 
 
 def probe(cfg: TrainConfig, candidates: list[tuple[int, str]], steps: int = 8) -> list[dict]:
@@ -70,16 +71,11 @@ def main() -> None:
     ap.add_argument("--batches", default="16,64", help="candidate batch sizes")
     ap.add_argument("--bf16-margin", type=float, default=1.4, help="use bf16 only if this much faster")
     ap.add_argument("--lr-per-16", type=float, default=2e-4, help="lr at batch 16, scaled by sqrt(batch/16)")
-    ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: TrainConfig fields as --name value")
+    ap.add_argument("train_args", nargs=argparse.REMAINDER, help="after --: `anyir train` flags")
     a = ap.parse_args()
-    opts: dict = {}
     rest = [x for x in a.train_args if x != "--"]
-    for k, v in zip(rest[::2], rest[1::2]):
-        name = k.lstrip("-").replace("-", "_")
-        typ = type(getattr(TrainConfig(), name))
-        opts[name] = v.split(",") if name in ("tasks", "data") else (typ(v) if typ is not type(None) else v)
-    cfg = TrainConfig(**{**opts, "init": a.init, "device": a.device})
-    cfg.validate()
+    args = build_parser().parse_args(["train", "--out", a.out, "--init", a.init, "--device", a.device, *rest])
+    cfg = train_config(args)
 
     t0 = time.perf_counter()
     amps = ("off", "bf16") if a.device.startswith("cuda") else ("off",)

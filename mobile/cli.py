@@ -69,8 +69,9 @@ _TRAIN_FLAGS = ("preset", "tasks", "data", "patch", "batch", "steps", "lr", "min
                 "workers", "darken", "color", "amp", "device")
 
 
-def cmd_train(args) -> None:
-    from anyir_core.train import TrainConfig, train
+def train_config(args):
+    """The TrainConfig that `anyir train` ARGS describe: the config file, then the flags over it."""
+    from anyir_core.train import TrainConfig
 
     opts = _load_config_file(args.config)
     for name in _TRAIN_FLAGS:
@@ -79,8 +80,13 @@ def cmd_train(args) -> None:
             opts[name] = v
     if isinstance(opts.get("tasks"), str):
         opts["tasks"] = opts["tasks"].split(",")
-    cfg = TrainConfig.from_dict(opts)
-    final = train(cfg, args.out, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after)
+    return TrainConfig.from_dict(opts)
+
+
+def cmd_train(args) -> None:
+    from anyir_core.train import train
+
+    final = train(train_config(args), args.out, resume=args.resume, quiet=args.quiet, stop_after=args.stop_after)
     print(f"checkpoint: {final}")
 
 
