@@ -27,6 +27,8 @@ def cmd_qat(args) -> None:
     _quiet_toolchain_logs()
     from conversion.quantize import checkpoint_sidecar, quant_config_from, quantize
 
+    if args.mode == "ptq" and (args.steps is not None or args.lr is not None):
+        raise AnyIRError("--mode ptq only calibrates (--calibration batches per task); --steps and --lr are QAT's")
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
                               "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
                               "save_every": args.save_every, "calibration": args.calibration}.items() if v is not None}

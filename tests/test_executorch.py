@@ -77,7 +77,38 @@ def test_ptq_calibrates_without_touching_weights(work, tmp_path):
     state, meta = read_safetensors(tmp_path / "p" / "quant.safetensors")
     ck_state, _ = read_safetensors(ck)
     assert meta["mode"] == "ptq"
+    assert json.loads((tmp_path / "p" / "quant.json").read_text())["steps"] == 0
     assert torch.equal(state["net.patch_embed.proj.weight"], ck_state["patch_embed.proj.weight"])
+    # the same calibration as QAT's (same seeds): only the fine-tuning differs
+    qat, _ = read_safetensors(work[0] / "qat" / "quant.safetensors")
+    frozen = [k[:-len(".observer_enabled")] for k, v in state.items() if k.endswith(".observer_enabled") and not v]
+    assert len(frozen) > 20 and all(torch.equal(state[f"{k}.{b}"], qat[f"{k}.{b}"]) for k in frozen
+                                    for b in ("scale", "zero_point"))
+
+
+def test_calibration_takes_the_union_of_the_per_task_ranges(work):
+    from anyir_core import export_form, load_checkpoint
+    from conversion.quantize import calibrate_activation_ranges, prepare, task_samplers
+
+    _, ck, _ = work
+    fp = export_form(load_checkpoint(str(ck)))
+    cfg = QuantConfig(**{**QUICK, "tasks": ["noise50", "haze"]})
+    cfg.validate()
+    per_task = task_samplers(cfg)
+
+    def ranges(samplers):
+        gm = prepare(fp, cfg.patch, cfg.patch, qat=True)
+        assert calibrate_activation_ranges(gm, fp, samplers, 2) > 20
+        return {n: (float(m.activation_post_process.min_val), float(m.activation_post_process.max_val))
+                for n, m in gm.named_modules() if hasattr(m, "disable_observer") and not m.is_per_channel}
+
+    noise, haze, both = ranges(per_task[:1]), ranges(per_task[1:]), ranges(per_task)
+    assert set(both) == set(noise) == set(haze)
+    for name, (lo, hi) in both.items():
+        assert lo == pytest.approx(min(noise[name][0], haze[name][0]), rel=1e-5, abs=1e-7)
+        assert hi == pytest.approx(max(noise[name][1], haze[name][1]), rel=1e-5, abs=1e-7)
+    # the two degradations really ask for different ranges somewhere
+    assert any(abs(noise[n][1] - haze[n][1]) > 0.05 * max(abs(noise[n][1]), 1e-3) for n in both)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
@@ -167,6 +198,8 @@ def test_cli_bad_inputs(work, tmp_path):
     r = _cli("export", "--backend", "executorch", "--precision", "int8", "--checkpoint", str(other),
              "--quant-state", str(d / "qat"), "--out", str(tmp_path))
     assert r.returncode == 2 and "another checkpoint" in r.stderr
+    r = _cli("qat", "--mode", "ptq", "--steps", "5", "--checkpoint", str(ck), "--out", str(tmp_path / "q"))
+    assert r.returncode == 2 and "only calibrates" in r.stderr and not (tmp_path / "q").exists()
     r = _cli("export", "--backend", "nope", "--out", str(tmp_path))
     assert r.returncode == 2 and "unknown backend" in r.stderr
     r = _cli("verify", str(tmp_path / "missing.pte"))
