@@ -40,8 +40,8 @@ from .base import file_sha256
 SCHEME = "w8a8-xnnpack"
 
 
-def scheme_name(full_res_float: bool) -> str:
-    return f"{SCHEME}-fullres-fp32" if full_res_float else SCHEME
+def scheme_name(float_levels: int) -> str:
+    return f"{SCHEME}-float{float_levels}" if float_levels else SCHEME
 STATE_FILE, INFO_FILE = "quant.safetensors", "quant.json"
 _MAX_BATCH = 64
 
@@ -65,7 +65,7 @@ class QuantConfig:
     log_every: int = 10
     workers: int = 0
     threads: int = 0
-    full_res_float: bool = True  # leave every full-resolution op float (see make_quantizer)
+    float_levels: int = 1      # resolution levels whose ops stay float, from the full one down (make_quantizer)
 
     def validate(self) -> None:
         if self.mode not in ("qat", "ptq"):
@@ -77,21 +77,23 @@ class QuantConfig:
                         ("log_every", self.log_every)):
             if v < 1:
                 raise AnyIRError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+        if not 0 <= self.float_levels <= 4:
+            raise AnyIRError(f"--float-levels must be 0 (all int8) to 4 (the U-Net has 4 levels), got {self.float_levels}")
         if self.patch % 8 or self.patch < 16:
             raise AnyIRError(f"--patch must be a multiple of 8 and at least 16, got {self.patch}")
         if self.batch > _MAX_BATCH:
             raise AnyIRError(f"--batch at most {_MAX_BATCH}")
 
 
-def make_quantizer(qat: bool, full_res_float: bool = True):
-    """XNNPACK's int8 annotation with the per-image statistics left float and, by default, every
-    full-resolution tensor too (see FULL_RES_FLOAT)."""
+def make_quantizer(qat: bool, float_levels: int = 1):
+    """XNNPACK's int8 annotation, with the per-image statistics left float and the ops of the
+    `float_levels` highest-resolution levels of the U-Net too (see strip_high_res)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (XNNPACKQuantizer,
                                                                           get_symmetric_quantization_config)
     q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
     for module_type in STATISTICS_MODULES:
         q.set_module_type(module_type, None)
-    return _full_res_float(q) if full_res_float else q
+    return _high_res_float(q, float_levels) if float_levels else q
 
 
 def _spatial(node) -> tuple | None:
@@ -100,19 +102,26 @@ def _spatial(node) -> tuple | None:
     return tuple(shape[-2:]) if shape is not None and len(shape) == 4 else None
 
 
-def strip_full_res(gm: torch.fx.GraphModule) -> int:
-    """Remove the int8 annotation of every op whose output has the input's full height and width; returns
-    how many. Their neighbours at lower resolutions keep theirs (a quantizer then sits on the edge)."""
+def strip_high_res(gm: torch.fx.GraphModule, levels: int) -> int:
+    """Remove the int8 annotation of every op whose output is at one of the `levels` highest resolutions
+    (1: the input's full height and width; 2: also half of it; ...); returns how many. Their neighbours
+    at lower resolutions keep theirs (a quantizer then sits on the edge)."""
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder" and _spatial(n)]
     if not inputs:
         raise AnyIRError("cannot find the image input of the traced model")
     from torchao.quantization.pt2e.quantizer import SharedQuantizationSpec
 
-    full = _spatial(inputs[0])
+    full_h, full_w = _spatial(inputs[0])
+    factor = 2 ** (levels - 1)
+
+    def high_res(n) -> bool:
+        hw = _spatial(n)
+        return hw is not None and hw[0] * factor >= full_h and hw[1] * factor >= full_w
+
     key = "quantization_annotation"
     stripped = 0
     for n in gm.graph.nodes:
-        if n.op == "call_function" and key in n.meta and _spatial(n) == full:
+        if n.op == "call_function" and key in n.meta and high_res(n):
             del n.meta[key]
             stripped += 1
 
@@ -137,18 +146,18 @@ def strip_full_res(gm: torch.fx.GraphModule) -> int:
     return stripped
 
 
-def _full_res_float(inner):
+def _high_res_float(inner, levels: int):
     from torchao.quantization.pt2e.quantizer import Quantizer
 
-    class FullResFloat(Quantizer):
-        """The wrapped quantizer's annotation minus the full-resolution ops (strip_full_res)."""
+    class HighResFloat(Quantizer):
+        """The wrapped quantizer's annotation minus the high-resolution ops (strip_high_res)."""
 
         def transform_for_annotation(self, model):
             return inner.transform_for_annotation(model)
 
         def annotate(self, model):
             model = inner.annotate(model)
-            strip_full_res(model)
+            strip_high_res(model, levels)
             return model
 
         def validate(self, model):
@@ -157,10 +166,10 @@ def _full_res_float(inner):
         def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
             return inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
 
-    return FullResFloat()
+    return HighResFloat()
 
 
-def prepare(fp_model: torch.nn.Module, height: int, width: int, qat: bool, full_res_float: bool = True):
+def prepare(fp_model: torch.nn.Module, height: int, width: int, qat: bool, float_levels: int = 1):
     """The export form traced at HxW (batch symbolic) with fake-quantize (QAT) or observers (PTQ) inserted."""
     from torch.export import Dim, export
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e, prepare_qat_pt2e
@@ -169,7 +178,7 @@ def prepare(fp_model: torch.nn.Module, height: int, width: int, qat: bool, full_
     ep = export(fp_model, (x,), dynamic_shapes={"x": {0: Dim("batch", min=1, max=_MAX_BATCH)}}, strict=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return (prepare_qat_pt2e if qat else prepare_pt2e)(ep.module(), make_quantizer(qat, full_res_float))
+        return (prepare_qat_pt2e if qat else prepare_pt2e)(ep.module(), make_quantizer(qat, float_levels))
 
 
 def _is_weight_quantizer(mod) -> bool:
@@ -193,7 +202,7 @@ def _union_qparams(ranges: list[tuple[float, float]], quant_min: int, quant_max:
 
 @torch.no_grad()
 def calibrate_activation_ranges(gm_qat, fp_model, samplers: list[PatchSampler], batches: int,
-                                full_res_float: bool = True) -> int:
+                                float_levels: int = 1) -> int:
     """Set the QAT graph's activation ranges from a PTQ calibration (histogram observers) and freeze them:
     QAT then adapts the weights to fixed, well-chosen ranges; PTQ is this step alone.
 
@@ -206,7 +215,7 @@ def calibrate_activation_ranges(gm_qat, fp_model, samplers: list[PatchSampler], 
     Returns the number of activation quantizers set."""
     ranges: dict[str, list[tuple[float, float]]] = {}
     for sampler in samplers:
-        ptq = prepare(fp_model, sampler.patch, sampler.patch, qat=False, full_res_float=full_res_float)
+        ptq = prepare(fp_model, sampler.patch, sampler.patch, qat=False, float_levels=float_levels)
         for step in range(batches):
             ptq(sampler.draw(step)[0])
         for name, obs in ptq.named_modules():
@@ -275,9 +284,9 @@ def read_quant_info(state: str | Path) -> dict:
         raise CheckpointError(f"{folder / INFO_FILE}: unreadable") from None
 
 
-def full_res_float(info: dict) -> bool:
-    """Whether a state keeps the full-resolution ops float (states from before that option: no)."""
-    return bool(info.get("recipe", {}).get("full_res_float", False))
+def float_levels(info: dict) -> int:
+    """How many resolution levels a state keeps float (states from before that option: none)."""
+    return int(info.get("recipe", {}).get("float_levels", 0))
 
 
 def state_sha256(state: str | Path) -> str:
@@ -311,7 +320,7 @@ def load_quantized(state: str | Path, height: int, width: int, checkpoint: str |
     if file_sha256(ck) != info["checkpoint_sha256"]:
         raise CheckpointError(f"{folder} was made from another checkpoint than {ck} (sha256 differs)")
     fp = export_form(load_checkpoint(ck, preset=info["preset"]))
-    gm = prepare(fp, height, width, qat=True, full_res_float=full_res_float(info))
+    gm = prepare(fp, height, width, qat=True, float_levels=float_levels(info))
     saved, _ = read_safetensors(folder / STATE_FILE)
     expected = {k for k in gm.state_dict() if not k.startswith("_tensor_constant")}
     if set(saved) != expected:
@@ -347,7 +356,7 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
     try:
         torch.manual_seed(cfg.seed)
         # both modes hold fake quantizers with calibrated, frozen activation ranges; PTQ stops there
-        gm = prepare(export_form(model), cfg.patch, cfg.patch, qat=True, full_res_float=cfg.full_res_float)
+        gm = prepare(export_form(model), cfg.patch, cfg.patch, qat=True, float_levels=cfg.float_levels)
         steps = cfg.steps if cfg.mode == "qat" else 0
         params = [p for p in gm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if steps else None
@@ -368,13 +377,13 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
                 print(f"calibrating activation ranges: {cfg.calibration} batches per task x {len(cfg.tasks)} tasks",
                       file=sys.stderr)
             calibrate_activation_ranges(gm, export_form(model), task_samplers(cfg), cfg.calibration,
-                                        cfg.full_res_float)
+                                        cfg.float_levels)
         batches = _batches(sampler, step, steps, cfg.workers) if steps else None
         bar = None
         if not quiet and steps:
             from tqdm import tqdm
             bar = tqdm(total=steps, initial=step, desc=f"{cfg.mode} {preset}", unit="step", dynamic_ncols=True)
-        base = {"mode": cfg.mode, "scheme": scheme_name(cfg.full_res_float), "preset": preset, "checkpoint": str(checkpoint),
+        base = {"mode": cfg.mode, "scheme": scheme_name(cfg.float_levels), "preset": preset, "checkpoint": str(checkpoint),
                 "checkpoint_sha256": file_sha256(ck), "recipe": asdict(cfg)}
         done_here, t0 = 0, time.perf_counter()
         with _Stop() as stop, open(out / "log.jsonl", "a") as log:

@@ -31,7 +31,8 @@ def cmd_qat(args) -> None:
         raise AnyIRError("--mode ptq only calibrates (--calibration batches per task); --steps and --lr are QAT's")
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
                               "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
-                              "save_every": args.save_every, "calibration": args.calibration}.items() if v is not None}
+                              "save_every": args.save_every, "calibration": args.calibration,
+                              "float_levels": args.float_levels}.items() if v is not None}
     if args.tasks:
         opts["tasks"] = args.tasks.split(",")
     else:  # fine-tune on what the checkpoint was trained on
@@ -114,7 +115,7 @@ def add_parsers(sub) -> None:
     s.add_argument("--tasks", help="default: the tasks the checkpoint was trained on")
     s.add_argument("--data", action="append")
     for name, typ in (("steps", int), ("patch", int), ("batch", int), ("lr", float), ("seed", int),
-                      ("workers", int), ("threads", int), ("save-every", int), ("calibration", int)):
+                      ("workers", int), ("threads", int), ("save-every", int), ("calibration", int), ("float-levels", int)):
         s.add_argument(f"--{name}", type=typ)
     s.add_argument("--resume", action="store_true")
     s.add_argument("--stop-after", type=int, help=__import__("argparse").SUPPRESS)

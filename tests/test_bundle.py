@@ -74,7 +74,8 @@ def test_bundle_layout_manifest_and_report(bundle):
     # open work and combinations a backend does not offer are reported, not hidden
     failed = {(f["backend"], f["precision"]): f["error"] for f in m["failed"]}
     assert list(failed) == [("executorch", "fp16")] and "not fp16" in failed[("executorch", "fp16")]
-    assert a["tflite-int8-nhwc"]["input"]["dtype"] == "int8"  # the app feeds 8-bit pixels - 128
+    # float1 (the default int8 scheme) keeps the full-resolution level float: the app feeds float pixels
+    assert a["tflite-int8-nhwc"]["input"]["dtype"] == "float32"
     assert m["quantization"]["steps"] == 4 and (dest / "provenance/quant/quant.safetensors").is_file()
     assert m["default_artifact"] in ids
     assert m["model"]["parameters"] > 100_000 and m["model"]["macs_per_tile"] > 0

@@ -41,7 +41,7 @@ def work(tmp_path_factory):
 def test_quant_state_excludes_trace_constants_and_loads_at_another_tile(work):
     d, ck, _ = work
     state, meta = read_safetensors(d / "qat" / "quant.safetensors")
-    assert meta["scheme"] == "w8a8-xnnpack" and meta["mode"] == "qat"
+    assert meta["scheme"] == "w8a8-xnnpack-float1" and meta["mode"] == "qat"
     assert not any(k.startswith("_tensor_constant") for k in state)  # 1/sqrt(HW) etc. belong to the traced size
     assert any("activation_post_process" in k for k in state)
     # activation ranges were calibrated, then frozen; weight quantizers keep observing the changing weights
@@ -84,6 +84,23 @@ def test_ptq_calibrates_without_touching_weights(work, tmp_path):
     frozen = [k[:-len(".observer_enabled")] for k, v in state.items() if k.endswith(".observer_enabled") and not v]
     assert len(frozen) > 20 and all(torch.equal(state[f"{k}.{b}"], qat[f"{k}.{b}"]) for k in frozen
                                     for b in ("scale", "zero_point"))
+
+
+@pytest.mark.parametrize("levels", [0, 1, 2])
+def test_high_resolution_levels_stay_float(work, levels):
+    from anyir_core import export_form, load_checkpoint
+    from conversion.quantize import prepare
+
+    _, ck, _ = work
+    gm = prepare(export_form(load_checkpoint(str(ck))), 48, 80, qat=False, float_levels=levels)
+    quantized = {tuple(n.args[0].meta["val"].shape[-2:]) for n in gm.graph.nodes
+                 if n.op == "call_module" and "activation_post_process" in n.target and len(n.args[0].meta["val"].shape) == 4}
+    float_res = {(48, 80), (24, 40)}.__iter__()
+    kept_float = [next(float_res) for _ in range(levels)]
+    assert not quantized & set(kept_float)  # no activation of a float level is quantized ...
+    assert {(6, 10), (12, 20)} <= quantized  # ... and every lower level is
+    if levels == 0:
+        assert (48, 80) in quantized and (24, 40) in quantized
 
 
 def test_calibration_takes_the_union_of_the_per_task_ranges(work):

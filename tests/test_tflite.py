@@ -1,6 +1,7 @@
-"""The TFLite backend through the same protocol: fp32 in NCHW and NHWC, fp16 weights, and full-integer
-int8 carried from the QAT state, each checked as a real .tflite run; the int8 file is read back to show
-int8 weights and activations on the convolutions and the QAT state's own scales."""
+"""The TFLite backend through the same protocol: fp32 in NCHW and NHWC, fp16 weights, and int8 carried from
+the QAT state (the default float1 scheme, and full-integer from a --float-levels 0 state), each checked as a
+real .tflite run; the int8 files are read back to show int8 weights and activations on the convolutions and
+the QAT state's own scales."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 import torch
 
 from conversion.base import ArtifactError, InputSpec, get_backend, read_record, write_record
-from conversion.quantize import load_quantized
+from conversion.quantize import QuantConfig, load_quantized, quantize
 from conversion.source import ModelSource
 from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights, read_metadata
 from conversion.verify import verify
@@ -31,6 +32,11 @@ def work(tmp_path_factory, tiny_qat):
     src = ModelSource(str(ck), quant_state=str(qat))
     write_record(be.export(src, InputSpec(TILE, TILE), "fp16", d / "tiny-fp16.tflite"), d)
     write_record(be.export(src, InputSpec(TILE, TILE, layout="NHWC"), "int8", d / "tiny-int8-NHWC.tflite"), d)
+    # every level int8: the full-integer file
+    quantize(str(ck), d / "qat0", QuantConfig(steps=2, calibration=2, patch=32, batch=2, tasks=["noise25", "rain"],
+                                              threads=1, float_levels=0), quiet=True)
+    write_record(be.export(ModelSource(str(ck), quant_state=str(d / "qat0")), InputSpec(TILE, TILE, layout="NHWC"),
+                           "int8", d / "tiny-int8-full-NHWC.tflite"), d)
     return d, ck
 
 
@@ -45,7 +51,8 @@ def test_fp32_tflite_matches_eager(work, layout):
 
 
 @pytest.mark.parametrize("name,layout,dtype", [("tiny-NHWC", "NHWC", "float32"), ("tiny-fp16", "NCHW", "float32"),
-                                               ("tiny-int8-NHWC", "NHWC", "int8")])
+                                               ("tiny-int8-NHWC", "NHWC", "float32"),
+                                               ("tiny-int8-full-NHWC", "NHWC", "int8")])
 def test_files_carry_a_named_signature_and_metadata_the_app_reads(work, name, layout, dtype):
     d, _ = work
     interp = _interpreter(d / f"{name}.tflite", 1)
@@ -81,12 +88,28 @@ def test_fp16_file_stores_float16_weights_and_stays_close_to_eager(work):
     assert v["passed"] and v["threshold"] == 45 and v["numeric_psnr_min"] >= 45
 
 
-def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work, tiny_qat):
+def test_float1_file_is_int8_below_the_full_resolution(work, tiny_qat):
     d, ck = work
     interp = _interpreter(d / "tiny-int8-NHWC.tflite", 1)
+    td = {t["index"]: t for t in interp.get_tensor_details()}
+    convs = [(c, tuple(td[o["outputs"][0]]["shape"][1:3])) for c, o in zip(
+        conv_tensor_types(interp), [o for o in interp._get_ops_details() if o["op_name"] in ("CONV_2D", "DEPTHWISE_CONV_2D")])]
+    ref, _ = load_quantized(tiny_qat[1], TILE, TILE, checkpoint=str(ck), fold=False)
+    qc = [n for n in ref.graph.nodes if n.target == torch.ops.quantized_decomposed.quantize_per_channel.default]
+    int8 = [(c, hw) for c, hw in convs if c["weight_scales"] > 0]
+    assert len(int8) == len(qc) > 50 and all(hw != (TILE, TILE) for _, hw in int8)
+    assert all(c["input"] == c["weight"] == c["output"] == "int8" and c["bias"] == "int32" for c, _ in int8)
+    learned_float = [(c, hw) for c, hw in convs if not c["weight_scales"] and not c["weight_name"].startswith("arith.constant")]
+    assert len(learned_float) > 10 and all(hw == (TILE, TILE) and c["weight"] == "float32" for c, hw in learned_float)
+    assert read_record(d / "tiny-int8-NHWC.tflite").quant_scheme.startswith("w8a8-xnnpack-float1")
+
+
+def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work):
+    d, ck = work
+    interp = _interpreter(d / "tiny-int8-full-NHWC.tflite", 1)
     convs = conv_tensor_types(interp)
     learned = [c for c in convs if c["weight_scales"] > 0]
-    ref, _ = load_quantized(tiny_qat[1], TILE, TILE, checkpoint=str(ck), fold=False)
+    ref, _ = load_quantized(d / "qat0", TILE, TILE, checkpoint=str(ck), fold=False)
     qc = [n for n in ref.graph.nodes if n.target == torch.ops.quantized_decomposed.quantize_per_channel.default]
     # every learned convolution of the Q/DQ reference is an int8 x int8 -> int8 op with per-channel weights
     assert len(learned) == len(qc) > 100
@@ -107,7 +130,7 @@ def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work, ti
     outs = {round(float(td[o["outputs"][0]]["quantization_parameters"]["scales"][0]), 7) for o in ops
             if len(td[o["inputs"][1]]["quantization_parameters"]["scales"])}
     assert outs <= act
-    rec = read_record(d / "tiny-int8-NHWC.tflite")
+    rec = read_record(d / "tiny-int8-full-NHWC.tflite")
     io = rec.details["io"]
     assert rec.input.dtype == "int8" and io["input"]["zero_point"] == -128 and abs(io["input"]["scale"] - 1 / 255) < 1e-4
 
