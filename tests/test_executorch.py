@@ -165,8 +165,6 @@ def test_int8_pte_computes_the_quantized_network(int8_verdict):
     assert int8_verdict["numeric_psnr_min"] >= 25
 
 
-@pytest.mark.xfail(strict=True, reason="issue 4 open: the int8 .pte parts from its Q/DQ reference by more than "
-                                       "int8 rounding (32.6 dB here; 34.0-40.3 dB on the default checkpoint)")
 def test_int8_pte_matches_its_fake_quantized_reference_to_40db(int8_verdict):
     assert int8_verdict["passed"] and int8_verdict["numeric_psnr_min"] >= 40
 
