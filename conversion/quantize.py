@@ -1,7 +1,9 @@
 """int8: quantization-aware fine-tuning (QAT) and post-training calibration (PTQ) of the export form.
 
 Scheme `w8a8-xnnpack`: weights int8 symmetric per output channel, activations int8 per tensor, as
-ExecuTorch's XNNPACKQuantizer annotates them (convolutions, adds, muls, concatenations). The per-image
+ExecuTorch's XNNPACKQuantizer annotates them (convolutions, adds, muls, concatenations); by default
+(`w8a8-xnnpack-float1`) every op at the input's full resolution stays float too (`float_levels`): that
+level held nearly all of the int8 error (README, "Measured: int8 schemes"). The per-image
 statistics (channel LayerNorm, the gate's mean/std, the attention's row norms; see
 `anyir_core.export.STATISTICS_MODULES`) stay float: an int8 variance that rounds to zero would make
 rsqrt infinite, and they are a negligible share of the MACs.
@@ -38,12 +40,13 @@ from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, Trai
 from .base import file_sha256
 
 SCHEME = "w8a8-xnnpack"
+STATE_FILE, INFO_FILE = "quant.safetensors", "quant.json"
+_MAX_BATCH = 64
 
 
 def scheme_name(float_levels: int) -> str:
+    """`w8a8-xnnpack` with every level int8, `w8a8-xnnpack-floatN` with N levels left float."""
     return f"{SCHEME}-float{float_levels}" if float_levels else SCHEME
-STATE_FILE, INFO_FILE = "quant.safetensors", "quant.json"
-_MAX_BATCH = 64
 
 
 @dataclass
