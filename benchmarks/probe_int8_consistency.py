@@ -11,7 +11,6 @@ cascade shows it here, without any runtime.
 from __future__ import annotations
 
 import argparse
-import collections
 import sys
 from pathlib import Path
 
@@ -24,12 +23,11 @@ from anyir_core.metrics import psnr_float  # noqa: E402
 from conversion.base import InputSpec  # noqa: E402
 from conversion.source import ModelSource  # noqa: E402
 from conversion.verify import DEFAULT_TASKS, _nchw, verification_set  # noqa: E402
+from probe_int8_sensitivity import _ops, groups  # noqa: E402  (same folder)
 
 
 def _qt():
-    """The per-tensor quantize op (registered once torchao's pt2e quantization is imported)."""
-    import torchao.quantization.pt2e.quantize_pt2e  # noqa: F401
-    return torch.ops.quantized_decomposed.quantize_per_tensor.default
+    return _ops()[0]
 
 
 class Nudged(torch.fx.Interpreter):
@@ -48,14 +46,7 @@ class Nudged(torch.fx.Interpreter):
 
 def consumer_groups(gm) -> dict[str, set[str]]:
     """Quantize ops grouped by the module type of what reads them (via their dequantize)."""
-    def owner(node):
-        stack = node.meta.get("nn_module_stack") or {}
-        return str(list(stack.values())[-1][1]).split(".")[-1].strip("'>") if stack else "top"
-    groups = collections.defaultdict(set)
-    for n in gm.graph.nodes:
-        if n.op == "call_function" and n.target is _qt():
-            groups["+".join(sorted({owner(u) for d in n.users for u in d.users}))].add(n.name)
-    return dict(groups)
+    return groups(gm, "consumer")
 
 
 @torch.no_grad()
