@@ -32,6 +32,7 @@ def cmd_qat(args) -> None:
     opts = {k: v for k, v in {"mode": args.mode, "steps": args.steps, "patch": args.patch, "batch": args.batch,
                               "lr": args.lr, "seed": args.seed, "workers": args.workers, "threads": args.threads,
                               "save_every": args.save_every, "calibration": args.calibration,
+                              "calibration_patch": args.calibration_patch, "calibration_batch": args.calibration_batch,
                               "float_levels": args.float_levels}.items() if v is not None}
     if args.tasks:
         opts["tasks"] = args.tasks.split(",")
@@ -115,7 +116,8 @@ def add_parsers(sub) -> None:
     s.add_argument("--tasks", help="default: the tasks the checkpoint was trained on")
     s.add_argument("--data", action="append")
     for name, typ in (("steps", int), ("patch", int), ("batch", int), ("lr", float), ("seed", int),
-                      ("workers", int), ("threads", int), ("save-every", int), ("calibration", int), ("float-levels", int)):
+                      ("workers", int), ("threads", int), ("save-every", int), ("calibration", int), ("calibration-patch", int),
+                      ("calibration-batch", int), ("float-levels", int)):
         s.add_argument(f"--{name}", type=typ)
     s.add_argument("--resume", action="store_true")
     s.add_argument("--stop-after", type=int, help=__import__("argparse").SUPPRESS)

@@ -43,6 +43,6 @@ def tiny_qat(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny-qat")
     ck = d / "tiny.safetensors"
     save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
-    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, tasks=["noise25", "rain"],
-                                             threads=1), quiet=True)
+    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, calibration_patch=32,
+                                             calibration_batch=2, tasks=["noise25", "rain"], threads=1), quiet=True)
     return ck, d / "qat"

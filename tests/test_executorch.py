@@ -19,7 +19,8 @@ from conversion.verify import verify
 from conftest import randomize
 
 TILE = 64
-QUICK = dict(steps=6, patch=32, batch=2, save_every=3, log_every=1, tasks=["noise25", "rain"], threads=1)
+QUICK = dict(steps=6, patch=32, batch=2, calibration_patch=32, calibration_batch=2, save_every=3, log_every=1,
+             tasks=["noise25", "rain"], threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -218,6 +219,8 @@ def test_cli_bad_inputs(work, tmp_path):
     assert r.returncode == 2 and "another checkpoint" in r.stderr
     r = _cli("qat", "--mode", "ptq", "--steps", "5", "--checkpoint", str(ck), "--out", str(tmp_path / "q"))
     assert r.returncode == 2 and "only calibrates" in r.stderr and not (tmp_path / "q").exists()
+    r = _cli("qat", "--calibration-patch", "20", "--checkpoint", str(ck), "--out", str(tmp_path / "q"))
+    assert r.returncode == 2 and "--calibration-patch must be a multiple of 8" in r.stderr and not (tmp_path / "q").exists()
     r = _cli("export", "--backend", "nope", "--out", str(tmp_path))
     assert r.returncode == 2 and "unknown backend" in r.stderr
     r = _cli("verify", str(tmp_path / "missing.pte"))
