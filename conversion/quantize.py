@@ -213,7 +213,7 @@ def _union_qparams(ranges: list[tuple[float, float]], quant_min: int, quant_max:
 
 @torch.no_grad()
 def calibrate_activation_ranges(gm_qat, fp_model, samplers: list[PatchSampler], batches: int,
-                                float_levels: int = 1) -> int:
+                                float_levels: int = 1, should_stop=None) -> int:
     """Set the QAT graph's activation ranges from a PTQ calibration (histogram observers) and freeze them:
     QAT then adapts the weights to fixed, well-chosen ranges; PTQ is this step alone.
 
@@ -223,11 +223,19 @@ def calibrate_activation_ranges(gm_qat, fp_model, samplers: list[PatchSampler], 
     decoder attention's output on held-out haze tiles (and 6-30% of the gate statistics), a colour shift
     of up to 0.015 on the whole image. Left to themselves (no calibration), the QAT fake-quantizers track a
     moving average of per-batch min/max, which on small patches settles narrower still (haze lost 2.7 dB).
-    Returns the number of activation quantizers set."""
+    Returns the number of activation quantizers set. `should_stop()` is polled between batches: a true
+    answer raises TrainingInterrupted (nothing is saved; calibration is rerun from the start)."""
     ranges: dict[str, list[tuple[float, float]]] = {}
+
+    def poll():
+        if should_stop is not None and should_stop():
+            raise TrainingInterrupted("stopped during calibration (nothing saved); run the same command again")
+
     for sampler in samplers:
+        poll()
         ptq = prepare(fp_model, sampler.patch, sampler.patch, qat=False, float_levels=float_levels)
         for step in range(batches):
+            poll()
             ptq(sampler.draw(step)[0])
         for name, obs in ptq.named_modules():
             if hasattr(obs, "calculate_qparams") and not getattr(obs, "ch_axis", -1) >= 0:
@@ -364,10 +372,17 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # SIGINT/SIGTERM only set a flag from here on, polled between calibration batches and training steps: a
+    # KeyboardInterrupt raised inside torch.export's tracing can be swallowed there (seen in CI: the build
+    # then ran on into QAT and never stopped)
+    stop = _Stop()
+    stop.__enter__()
     try:
         torch.manual_seed(cfg.seed)
         # both modes hold fake quantizers with calibrated, frozen activation ranges; PTQ stops there
         gm = prepare(export_form(model), cfg.patch, cfg.patch, qat=True, float_levels=cfg.float_levels)
+        if stop.requested:
+            raise TrainingInterrupted("stopped before calibration (nothing saved); run the same command again")
         steps = cfg.steps if cfg.mode == "qat" else 0
         params = [p for p in gm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if steps else None
@@ -382,13 +397,14 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.json", lambda t: Path(t).write_text(json.dumps(asdict(cfg), indent=2) + "\n"))
         _truncate_log(out / "log.jsonl", log_lines)
-        sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch, seed=cfg.seed * 1000 + 17)
+        sampler = (PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch, seed=cfg.seed * 1000 + 17)
+                   if steps else None)  # PTQ draws only calibration batches
         if step == 0:
             if not quiet:
                 print(f"calibrating activation ranges: {cfg.calibration} batches per task x {len(cfg.tasks)} tasks",
                       file=sys.stderr)
             calibrate_activation_ranges(gm, export_form(model), task_samplers(cfg), cfg.calibration,
-                                        cfg.float_levels)
+                                        cfg.float_levels, should_stop=lambda: stop.requested)
         batches = _batches(sampler, step, steps, cfg.workers) if steps else None
         bar = None
         if not quiet and steps:
@@ -397,7 +413,7 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         base = {"mode": cfg.mode, "scheme": scheme_name(cfg.float_levels), "preset": preset, "checkpoint": str(checkpoint),
                 "checkpoint_sha256": file_sha256(ck), "recipe": asdict(cfg)}
         done_here, t0 = 0, time.perf_counter()
-        with _Stop() as stop, open(out / "log.jsonl", "a") as log:
+        with open(out / "log.jsonl", "a") as log:
             while step < steps:
                 inp, tgt, _ = next(batches)
                 loss, parts = optimizer_step(gm, opt, cfg, step, inp, tgt)
@@ -426,6 +442,7 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         return out
     finally:
+        stop.__exit__(None, None, None)
         torch.set_num_threads(threads_before)
 
 
