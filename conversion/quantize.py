@@ -372,9 +372,9 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
     threads_before = torch.get_num_threads()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # SIGINT/SIGTERM only set a flag from here on, polled between calibration batches and training steps: a
-    # KeyboardInterrupt raised inside torch.export's tracing can be swallowed there (seen in CI: the build
-    # then ran on into QAT and never stopped)
+    # SIGINT/SIGTERM only set a flag from here on, polled between calibration batches and training steps. In
+    # one CI run a SIGINT sent during calibration never stopped the build (no error, QAT ran on); the likely
+    # cause is a KeyboardInterrupt swallowed inside torch.export's tracing. A flag cannot be swallowed.
     stop = _Stop()
     stop.__enter__()
     try:
