@@ -5,6 +5,10 @@ from pathlib import Path
 import pytest
 import torch
 
+# the tiny model's quantization run: small patches for calibration and fine-tuning alike, two tasks, one thread
+TINY_QAT = dict(steps=4, calibration=2, patch=32, batch=2, calibration_patch=32, calibration_batch=2,
+                tasks=["noise25", "rain"], threads=1)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
@@ -43,6 +47,5 @@ def tiny_qat(tmp_path_factory):
     d = tmp_path_factory.mktemp("tiny-qat")
     ck = d / "tiny.safetensors"
     save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
-    quantize(str(ck), d / "qat", QuantConfig(steps=4, calibration=2, patch=32, batch=2, calibration_patch=32,
-                                             calibration_batch=2, tasks=["noise25", "rain"], threads=1), quiet=True)
+    quantize(str(ck), d / "qat", QuantConfig(**TINY_QAT), quiet=True)
     return ck, d / "qat"

@@ -16,6 +16,7 @@ from conversion.quantize import QuantConfig, load_quantized, quantize
 from conversion.source import ModelSource
 from conversion.tflite_backend import _interpreter, conv_tensor_types, float16_weights, read_metadata
 from conversion.verify import verify
+from conftest import TINY_QAT
 
 
 TILE = 64
@@ -33,9 +34,7 @@ def work(tmp_path_factory, tiny_qat):
     write_record(be.export(src, InputSpec(TILE, TILE), "fp16", d / "tiny-fp16.tflite"), d)
     write_record(be.export(src, InputSpec(TILE, TILE, layout="NHWC"), "int8", d / "tiny-int8-NHWC.tflite"), d)
     # every level int8: the full-integer file
-    quantize(str(ck), d / "qat0", QuantConfig(steps=2, calibration=2, patch=32, batch=2, calibration_patch=32,
-                                              calibration_batch=2, tasks=["noise25", "rain"], threads=1, float_levels=0),
-             quiet=True)
+    quantize(str(ck), d / "qat0", QuantConfig(**{**TINY_QAT, "steps": 2, "float_levels": 0}), quiet=True)
     write_record(be.export(ModelSource(str(ck), quant_state=str(d / "qat0")), InputSpec(TILE, TILE, layout="NHWC"),
                            "int8", d / "tiny-int8-full-NHWC.tflite"), d)
     return d, ck
