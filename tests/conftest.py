@@ -31,21 +31,29 @@ def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> torc
     return model.eval()
 
 
+def random_model(preset: str = "anyir-tiny", seed: int = 0, scale: float = 0.2, **overrides) -> torch.nn.Module:
+    """`create_model` + `randomize`, both from `seed`: the same weights in every run and worker (the default
+    initialisation draws from torch's global generator, so without this each run tested another model)."""
+    from anyir_core import create_model
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return randomize(create_model(preset, **overrides), seed=seed, scale=scale)
+
+
 @pytest.fixture
 def tiny():
-    from anyir_core import create_model
-    return randomize(create_model("anyir-tiny"))
+    return random_model()
 
 
 @pytest.fixture(scope="session")
 def tiny_qat(tmp_path_factory):
     """A tiny random checkpoint and a 4-step QAT state of it, shared by the backend tests that convert int8
     (each module exports its own artifacts from them)."""
-    from anyir_core import create_model, save_checkpoint
+    from anyir_core import save_checkpoint
     from conversion.quantize import QuantConfig, quantize
 
     d = tmp_path_factory.mktemp("tiny-qat")
     ck = d / "tiny.safetensors"
-    save_checkpoint(randomize(create_model("anyir-tiny"), scale=0.05), ck, "anyir-tiny")
+    save_checkpoint(random_model(scale=0.05), ck, "anyir-tiny")
     quantize(str(ck), d / "qat", QuantConfig(**TINY_QAT), quiet=True)
     return ck, d / "qat"

@@ -5,8 +5,8 @@ import sys
 import pytest
 import torch
 
-from anyir_core import CheckpointError, create_model, load_checkpoint, save_checkpoint
-from conftest import randomize
+from anyir_core import CheckpointError, load_checkpoint, save_checkpoint
+from conftest import random_model
 
 
 def _same_output(a, b):
@@ -101,7 +101,7 @@ def test_save_is_atomic_on_failure(tmp_path, tiny, monkeypatch):
         raise RuntimeError("disk full")
     monkeypatch.setattr(st, "save_file", boom)
     with pytest.raises(RuntimeError):
-        save_checkpoint(randomize(create_model("anyir-tiny"), seed=9), path, "anyir-tiny")
+        save_checkpoint(random_model(seed=9), path, "anyir-tiny")
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 

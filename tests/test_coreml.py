@@ -56,9 +56,9 @@ def test_w8a8_program_computes_the_quantized_network(int8_verdict):
 
 
 def test_w8a8_program_stays_close_to_its_fake_quantized_reference(int8_verdict):
-    # with float1 the tiny random model sits at the 38 dB line (it passed 38 in one CI run; every level int8
-    # gave 29-30 dB); the 38 dB must-show belongs to the default checkpoint (`anyir verify`)
-    assert int8_verdict["numeric_psnr_min"] >= 34
+    # the tiny random model (seeded, conftest.random_model) sits at 34.8 dB, near its .pte and .tflite (35.7,
+    # 35.8); the 38 dB must-show belongs to the default checkpoint (`anyir verify`)
+    assert int8_verdict["numeric_psnr_min"] >= 32
 
 
 def test_w8a8_program_carries_int8_weights_and_the_qat_scales(work):

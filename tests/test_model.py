@@ -6,7 +6,7 @@ import torch
 
 from anyir_core import AnyIRError, create_model, export_form, pad_to_multiple
 from anyir_core.model import frequency_fusion, frequency_fusion_exact
-from conftest import randomize
+from conftest import random_model
 from released_reference import released_forward
 
 KEYS = Path(__file__).parent / "data" / "released_anyir_keys.txt"
@@ -35,7 +35,7 @@ def test_parameter_counts_of_released_presets():
 
 @pytest.mark.parametrize("layernorm_type", ["WithBias", "BiasFree"])
 def test_eager_model_equals_independent_released_forward(layernorm_type):
-    model = randomize(create_model("anyir-tiny", layernorm_type=layernorm_type), seed=1)
+    model = random_model(seed=1, layernorm_type=layernorm_type)
     x = torch.rand(2, 3, 32, 48)
     with torch.no_grad():
         ours = model.forward_unpadded(x)
@@ -61,14 +61,14 @@ def test_whole_model_without_fft_equals_with_fft(tiny):
 
 @pytest.mark.parametrize("size", [(64, 64), (96, 128), (256, 256)])
 def test_export_form_equals_eager_released_preset(size):
-    model = randomize(create_model("anyir"), seed=2, scale=0.05)
+    model = random_model("anyir", seed=2, scale=0.05)
     x = torch.rand(1, 3, *size)
     with torch.no_grad():
         assert rel_err(export_form(model)(x), model(x)) < 1e-5
 
 
 def test_export_form_bias_variant_and_batch(tiny):
-    model = randomize(create_model("anyir-tiny", bias=True, layernorm_type="BiasFree"), seed=3)
+    model = random_model(seed=3, bias=True, layernorm_type="BiasFree")
     x = torch.rand(3, 3, 48, 40)
     with torch.no_grad():
         assert rel_err(export_form(model)(x), model(x)) < 1e-5

@@ -138,10 +138,10 @@ def test_int8_file_has_int8_weights_and_activations_on_the_convolutions(work):
 def test_int8_tflite_runs_close_to_its_fake_quantized_reference(work):
     d, _ = work
     v = verify(d / "tiny-int8-NHWC.tflite", tasks=("noise25", "rain"))
-    # The tiny random model is far harder on int8 than the trained one: 27.8 dB after the export-form change
-    # of 33a413a (>= 30 before). This floor is for a broken int8 path; the 40 dB must-show is the default
-    # checkpoint's (README build table: 40.6 dB; `anyir verify` fails under 40).
-    assert v["numeric_psnr_min"] >= 25 and v["reference"].startswith("converted Q/DQ")
+    # The tiny random model (seeded, conftest.random_model) sits at 35.8 dB against its reference, as its .pte
+    # does (35.7); unseeded, each run drew another model and CI saw 21.7 and 27.8 dB. The 40 dB must-show is
+    # the default checkpoint's (README build table; `anyir verify` fails under 40).
+    assert v["numeric_psnr_min"] >= 33 and v["reference"].startswith("converted Q/DQ")
 
 
 def test_corrupt_files_are_one_line_errors(work, tmp_path):
