@@ -106,7 +106,7 @@ def make_quantizer(qat: bool, float_levels: int = 1):
     q = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True, is_qat=qat))
     for module_type in STATISTICS_MODULES:
         q.set_module_type(module_type, None)
-    return _high_res_float(q, float_levels) if float_levels else q
+    return _anyir_quantizer(q, float_levels)
 
 
 def _spatial(node) -> tuple | None:
@@ -159,18 +159,50 @@ def strip_high_res(gm: torch.fx.GraphModule, levels: int) -> int:
     return stripped
 
 
-def _high_res_float(inner, levels: int):
+# A sigmoid's int8 output takes the fixed quantization that TFLite's LOGISTIC kernel requires (scale 1/256,
+# zero point -128: [0, 1) on the whole int8 range). With a calibrated scale instead, the int8 .tflite ran only
+# where XNNPACK took every LOGISTIC op: TFLite's own kernels refuse the file at allocation (output scale must
+# be 1/256), so it would not load on a GPU/NNAPI fallback path or without the XNNPACK delegate.
+SIGMOID_SCALE, SIGMOID_ZERO_POINT = 1.0 / 256.0, -128
+
+
+def fix_sigmoid_outputs(gm: torch.fx.GraphModule) -> int:
+    """Give every annotated use of a sigmoid's output the fixed int8 quantization; returns how many."""
+    from torchao.quantization.pt2e.quantizer import FixedQParamsQuantizationSpec
+
+    spec = FixedQParamsQuantizationSpec(dtype=torch.int8, scale=SIGMOID_SCALE, zero_point=SIGMOID_ZERO_POINT,
+                                        quant_min=-128, quant_max=127, qscheme=torch.per_tensor_affine)
+    fixed = 0
+    for n in gm.graph.nodes:
+        if n.op != "call_function" or n.target != torch.ops.aten.sigmoid.default:
+            continue
+        for user in n.users:
+            ann = user.meta.get("quantization_annotation")
+            if ann is not None and n in ann.input_qspec_map:
+                ann.input_qspec_map[n] = spec
+                fixed += 1
+    return fixed
+
+
+def _is_fixed(mod) -> bool:
+    return type(mod).__name__.startswith("FixedQParams")
+
+
+def _anyir_quantizer(inner, levels: int):
     from torchao.quantization.pt2e.quantizer import Quantizer
 
-    class HighResFloat(Quantizer):
-        """The wrapped quantizer's annotation minus the high-resolution ops (strip_high_res)."""
+    class AnyIRQuantizer(Quantizer):
+        """The wrapped XNNPACK annotation minus the `levels` highest-resolution levels (strip_high_res),
+        with sigmoid outputs on their fixed int8 quantization (fix_sigmoid_outputs)."""
 
         def transform_for_annotation(self, model):
             return inner.transform_for_annotation(model)
 
         def annotate(self, model):
             model = inner.annotate(model)
-            strip_high_res(model, levels)
+            if levels:
+                strip_high_res(model, levels)
+            fix_sigmoid_outputs(model)
             return model
 
         def validate(self, model):
@@ -179,7 +211,7 @@ def _high_res_float(inner, levels: int):
         def prepare_obs_or_fq_callback(self, model, edge_or_node_to_obs_or_fq):
             return inner.prepare_obs_or_fq_callback(model, edge_or_node_to_obs_or_fq)
 
-    return HighResFloat()
+    return AnyIRQuantizer()
 
 
 def prepare(fp_model: torch.nn.Module, height: int, width: int, qat: bool, float_levels: int = 1):
@@ -240,14 +272,14 @@ def calibrate_activation_ranges(gm_qat, fp_model, samplers: list[PatchSampler], 
             poll()
             ptq(sampler.draw(step)[0])
         for name, obs in ptq.named_modules():
-            if hasattr(obs, "calculate_qparams") and not getattr(obs, "ch_axis", -1) >= 0:
+            if hasattr(obs, "calculate_qparams") and not getattr(obs, "ch_axis", -1) >= 0 and not _is_fixed(obs):
                 scale, zero_point = obs.calculate_qparams()
                 lo = float((obs.quant_min - zero_point.float()) * scale)
                 hi = float((obs.quant_max - zero_point.float()) * scale)
                 ranges.setdefault(name, []).append((lo, hi))
     n = 0
     for name, mod in gm_qat.named_modules():
-        if not hasattr(mod, "disable_observer") or _is_weight_quantizer(mod):
+        if not hasattr(mod, "disable_observer") or _is_weight_quantizer(mod) or _is_fixed(mod):
             continue
         if name not in ranges:
             raise AnyIRError(f"QAT and PTQ graphs differ at {name}; cannot carry calibrated ranges")

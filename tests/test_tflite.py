@@ -144,6 +144,48 @@ def test_int8_tflite_runs_close_to_its_fake_quantized_reference(work):
     assert v["numeric_psnr_min"] >= 33 and v["reference"].startswith("converted Q/DQ")
 
 
+@pytest.mark.parametrize("name", ["tiny-int8-NHWC", "tiny-int8-full-NHWC"])
+def test_int8_files_run_on_tflites_own_kernels_too(work, name):
+    """Not only where XNNPACK takes every op: an app whose GPU/NNAPI delegate leaves ops to the CPU runs them
+    on TFLite's builtin kernels, which refuse an int8 LOGISTIC unless its output scale is 1/256 (zero point
+    -128). Before the quantizer fixed the sigmoid outputs there, these files failed at allocation."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    d, _ = work
+    path = d / f"{name}.tflite"
+    builtin = Interpreter(model_path=str(path), num_threads=1,
+                          experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    xnnpack = _interpreter(path, 1)
+    info, out_info = builtin.get_input_details()[0], builtin.get_output_details()[0]
+    x = np.random.default_rng(0).random(info["shape"], dtype=np.float32)
+    if info["dtype"] == np.int8:  # the full-integer file takes the 8-bit pixel - 128
+        scale, zero_point = info["quantization"]
+        x = np.clip(np.round(x / scale) + zero_point, -128, 127).astype(np.int8)
+    outs = []
+    for interp in (builtin, xnnpack):
+        y = interp.get_signature_runner("restore")(image=x)["restored"].astype(np.float32)
+        if out_info["dtype"] == np.int8:
+            y = (y - out_info["quantization"][1]) * out_info["quantization"][0]
+        outs.append(y)
+    logistic = list(_int8_logistic_output_quantization(path))
+    assert logistic and all(abs(s - 1 / 256) < 1e-9 and z == -128 for s, z in logistic)
+    # the two kernel sets round differently in places; a broken path lands far apart
+    assert np.abs(outs[0] - outs[1]).mean() < 0.01
+
+
+def _int8_logistic_output_quantization(path):
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(path.read_bytes(), 0))
+    graph = model.subgraphs[0]
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        if max(code.builtinCode, code.deprecatedBuiltinCode) == schema.BuiltinOperator.LOGISTIC:
+            t = graph.tensors[op.outputs[0]]
+            if t.type == schema.TensorType.INT8:
+                yield float(t.quantization.scale[0]), int(t.quantization.zeroPoint[0])
+
+
 def test_corrupt_files_are_one_line_errors(work, tmp_path):
     d, ck = work
     r = subprocess.run([sys.executable, "-m", "mobile.cli", "export", "--backend", "tflite", "--precision", "int8",
