@@ -51,9 +51,51 @@ SIGNATURE = ("restore", "image", "restored")  # signature key, input name, outpu
 METADATA_NAME = "anyir_mobile"  # the Model.metadata entry holding the JSON an app reads
 
 
-def annotate(path: Path, meta: dict) -> None:
+def float_means(model) -> int:
+    """Rewrite every int8 MEAN whose only reader is a DEQUANTIZE as DEQUANTIZE then a float MEAN; returns
+    how many.
+
+    The reference computes the gate's spatial mean in float (the per-image statistics stay float), but the
+    converter carries the int8 input's scale through MEAN (a same-scale op to it), so the mean was rounded
+    to a step of ~0.02 before use. Measured on the default build's state: the worst haze tile's agreement
+    with the reference went from 40.0 to 40.3 dB."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    graph = model.subgraphs[0]
+    kinds = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
+    readers: dict[int, list] = collections.defaultdict(list)
+    for op in graph.operators:
+        for t in op.inputs:
+            readers[t].append(op)
+    dequantize = kinds.index(schema.BuiltinOperator.DEQUANTIZE) if schema.BuiltinOperator.DEQUANTIZE in kinds else None
+    rewritten = 0
+    for op in graph.operators:
+        if kinds[op.opcodeIndex] != schema.BuiltinOperator.MEAN or dequantize is None:
+            continue
+        x, axes = op.inputs[0], op.inputs[1]
+        users = readers[op.outputs[0]]
+        if graph.tensors[x].type != schema.TensorType.INT8 or len(users) != 1 or users[0].opcodeIndex != dequantize:
+            continue
+        deq = users[0]
+        t = schema.TensorT()
+        t.shape, t.type, t.buffer = list(graph.tensors[x].shape), schema.TensorType.FLOAT32, 0
+        t.name = (graph.tensors[x].name or b"") + b"/dequantized"
+        graph.tensors.append(t)
+        xf = len(graph.tensors) - 1
+        # the MEAN's slot dequantizes its input; the DEQUANTIZE's slot (later in order) takes the float mean
+        mean_code, mean_options = op.opcodeIndex, (op.builtinOptionsType, op.builtinOptions)
+        op.opcodeIndex, op.inputs, op.outputs = dequantize, [x], [xf]
+        op.builtinOptionsType, op.builtinOptions = deq.builtinOptionsType, deq.builtinOptions
+        deq.opcodeIndex, deq.inputs = mean_code, [xf, axes]
+        deq.builtinOptionsType, deq.builtinOptions = mean_options
+        rewritten += 1
+    return rewritten
+
+
+def annotate(path: Path, meta: dict) -> int:
     """Name the signature (restore: image -> restored) and add `meta` as JSON under Model.metadata
-    "anyir_mobile", so an Android app can read range, layout and tile size from the file itself."""
+    "anyir_mobile", so an Android app can read range, layout and tile size from the file itself; int8
+    means become float ones (float_means). Returns how many means were rewritten."""
     import json
 
     from ai_edge_litert import schema_py_generated as schema
@@ -61,6 +103,7 @@ def annotate(path: Path, meta: dict) -> None:
     model = fbu.read_model_from_bytearray(bytearray(path.read_bytes()))
     if any(b.offset for b in model.buffers or []):
         raise ArtifactError(f"{path}: buffers stored outside the flatbuffer; cannot annotate it here")
+    means = float_means(model)
     key, inp, out = SIGNATURE
     sig = model.signatureDefs[0]
     sig.signatureKey = key
@@ -74,6 +117,7 @@ def annotate(path: Path, meta: dict) -> None:
     tmp = path.with_name(path.name + ".annotated")
     tmp.write_bytes(bytes(fbu.convert_object_to_bytearray(model)))
     tmp.replace(path)  # a new file: nothing that still maps the old one sees it change
+    return means
 
 
 def read_metadata(path: Path) -> dict | None:
@@ -171,7 +215,7 @@ class TFLiteBackend(Backend):
             staged = Path(tmp) / out_file.name
             edge.export(str(staged))
             io = io_quantization(_interpreter(staged, 1))
-            annotate(staged, {"format": "anyir-mobile/tflite-metadata/1", "model": "AnyIR", "preset": source.preset,
+            means = annotate(staged, {"format": "anyir-mobile/tflite-metadata/1", "model": "AnyIR", "preset": source.preset,
                               "precision": precision, "layout": spec.layout, "shape": list(spec.shape),
                               "tile": [spec.height, spec.width], "value_range": list(spec.value_range),
                               "color_order": spec.color_order, "io": io, "signature": list(SIGNATURE),
@@ -182,7 +226,7 @@ class TFLiteBackend(Backend):
         convs = conv_tensor_types(interp)
         details = {"ops": dict(ops.most_common()), "op_count": sum(ops.values()), "io": io,
                    "signature": interp.get_signature_list(), "metadata": METADATA_NAME,
-                   "float16_constants": float16_weights(interp),
+                   "float16_constants": float16_weights(interp), "int8_means_made_float": means,
                    "conv_types": dict(collections.Counter(f"{c['op']} {c['input']}x{c['weight']}->{c['output']}"
                                                           for c in convs))}
         if io["input"]["dtype"] != "float32":
