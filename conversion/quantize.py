@@ -60,8 +60,8 @@ class QuantConfig:
     # same calibration): at 256x256 (--patch 256 --batch 2) the int8 model restores haze 0.94 dB better than
     # fp32 (PTQ: 0.05), but that graph is less consistent with itself on haze (a few-ulp nudge of every
     # quantizer input moves a chelsea haze tile by 42.0 dB) and its int8 .tflite fell to 39.0 dB against the
-    # reference (floor 40); at 128x128 QAT ties PTQ and every runtime passes (.pte 42.3, .tflite 40.6, Core ML
-    # 42.3 dB). At 64x64 it cost haze 2.7 dB.
+    # reference (floor 40); at 128x128 QAT ties PTQ and every runtime passes (with float sigmoid outputs:
+    # .pte 41.1, .tflite 40.3, Core ML W8A8 38.9 dB, floors 40 / 40 / 38). At 64x64 it cost haze 2.7 dB.
     patch: int = 128
     batch: int = 4
     lr: float = 5e-6

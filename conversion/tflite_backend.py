@@ -67,10 +67,12 @@ def float_means(model) -> int:
     for op in graph.operators:
         for t in op.inputs:
             readers[t].append(op)
-    dequantize = kinds.index(schema.BuiltinOperator.DEQUANTIZE) if schema.BuiltinOperator.DEQUANTIZE in kinds else None
+    if schema.BuiltinOperator.DEQUANTIZE not in kinds:
+        return 0
+    dequantize = kinds.index(schema.BuiltinOperator.DEQUANTIZE)
     rewritten = 0
     for op in graph.operators:
-        if kinds[op.opcodeIndex] != schema.BuiltinOperator.MEAN or dequantize is None:
+        if kinds[op.opcodeIndex] != schema.BuiltinOperator.MEAN:
             continue
         x, axes = op.inputs[0], op.inputs[1]
         users = readers[op.outputs[0]]
