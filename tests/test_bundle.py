@@ -188,11 +188,20 @@ def test_vectors_are_what_the_artifacts_compute(bundle):
     assert plans[(3000, 4000)]["tiles"] == len(plans[(3000, 4000)]["ys"]) * len(plans[(3000, 4000)]["xs"])
     assert plans[(1, 1)]["padded"] == [64, 64]
     tile_in = np.fromfile(vec / v["tile_input"]["file"], dtype="<f4").reshape(v["tile_input"]["shape"])
+    tiles_in = np.fromfile(vec / v["photo"]["tile_inputs"]["file"], dtype="<f4").reshape(v["photo"]["tile_inputs"]["shape"])
     photo_in = np.fromfile(vec / v["photo"]["input"]["file"], dtype="<f4").reshape(v["photo"]["input"]["shape"])
-    h = photo_in.shape[0]
-    assert h < 64  # the photo is shorter than a tile: its first tile carries the reflect padding
-    first = tile_in[0].transpose(1, 2, 0)
-    assert np.array_equal(first[:h], photo_in[:, :64]) and np.array_equal(first[h], photo_in[h - 2, :64])
+    plan = v["photo"]["plan"]
+    assert len(plan["ys"]) == 2 and len(plan["xs"]) == 2 and tiles_in.shape == (4, 3, 64, 64)  # rows and columns blend
+    for i, (y, x) in enumerate((y, x) for y in plan["ys"] for x in plan["xs"]):  # plan order, row-major
+        assert np.array_equal(tiles_in[i].transpose(1, 2, 0), photo_in[y:y + 64, x:x + 64])
+    assert np.array_equal(tile_in[0], tiles_in[0])
+    for pad in v["padding"]:  # reflect padding, applied again while still short
+        img = np.fromfile(vec / pad["image"]["file"], dtype="<f4").reshape(pad["image"]["shape"])
+        padded = np.fromfile(vec / pad["padded"]["file"], dtype="<f4").reshape(pad["padded"]["shape"])
+        h, w = img.shape[:2]
+        assert padded.shape == (16, 16, 3) and np.array_equal(padded[:h, :w], img)
+        if 1 < h < 16:
+            assert np.array_equal(padded[h, :w], img[h - 2])  # the mirror does not repeat the edge row
     art = read_record(dest / "android" / "anyir-tiny-executorch-fp32-64x64.pte")
     out = get_backend("executorch").load(art, dest / "android").run_nchw(tile_in)
     want = np.fromfile(vec / v["outputs"]["executorch-fp32"]["tile_output"]["file"], dtype="<f4").reshape(out.shape)
