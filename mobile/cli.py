@@ -164,6 +164,8 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
     from .cli_convert import add_parsers
     add_parsers(sub)
+    from .cli_profile import add_parsers as add_profile_parsers
+    add_profile_parsers(sub)
     from .cli_bundle import add_parsers as add_bundle_parsers
     add_bundle_parsers(sub, argv=list(argv) if argv is not None else sys.argv[1:])
     return p

@@ -1,4 +1,4 @@
-"""`anyir qat`, `anyir export`, `anyir verify`, `anyir profile`: the conversion commands."""
+"""`anyir qat`, `anyir export`, `anyir verify`: the conversion commands (`anyir profile` is in cli_profile.py)."""
 from __future__ import annotations
 
 import json
@@ -91,22 +91,6 @@ def cmd_verify(args) -> None:
         raise AnyIRError(f"{v['artifact']}: numeric PSNR {v['numeric_psnr_min']:.1f} dB is below {v['threshold']:.0f} dB")
 
 
-def cmd_profile(args) -> None:
-    _quiet_toolchain_logs()
-    from conversion.base import get_backend, read_record
-
-    art = read_record(args.artifact)
-    prof = get_backend(art.backend).profile(art, Path(args.artifact).parent, repeats=args.repeats)
-    print(f"{art.file}: {prof['source']}, {prof['repeats']} runs; whole method median "
-          f"{prof['method_ms_median']:.2f} ms" if prof.get("method_ms_median") else f"{art.file}: {prof['source']}")
-    total = sum(r["ms_median"] for r in prof["ops"]) or 1.0
-    print(f"{'operator type':<48}{'nodes':>7}{'ms/run':>10}{'share':>8}")
-    for r in prof["ops"][:args.top]:
-        print(f"{r['op'][:47]:<48}{r['count']:>7}{r['ms_median']:>10.3f}{100 * r['ms_median'] / total:>7.1f}%")
-    if args.json:
-        Path(args.json).write_text(json.dumps(prof, indent=2) + "\n")
-
-
 def add_parsers(sub) -> None:
     s = sub.add_parser("qat", help="quantization-aware fine-tuning (or --mode ptq calibration) for int8 artifacts")
     s.add_argument("--checkpoint", default="default")
@@ -146,10 +130,3 @@ def add_parsers(sub) -> None:
     s.add_argument("--json")
     s.add_argument("--quiet", action="store_true")
     s.set_defaults(func=cmd_verify)
-
-    s = sub.add_parser("profile", help="per-op timings of an artifact on this host")
-    s.add_argument("artifact")
-    s.add_argument("--repeats", type=int, default=10)
-    s.add_argument("--top", type=int, default=25)
-    s.add_argument("--json")
-    s.set_defaults(func=cmd_profile)
