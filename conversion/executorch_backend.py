@@ -111,8 +111,6 @@ class ExecuTorchBackend(Backend):
 
     def profile(self, artifact: Artifact, folder: Path, repeats: int = 10) -> dict:
         """Per-op timings from ETDump (operators inside the XNNPACK delegate included)."""
-        from executorch.devtools import Inspector
-
         runner = _PteRunner(artifact, Path(folder), etdump=True)
         x = np.random.default_rng(0).random(artifact.input.shape, dtype=np.float32)
         for _ in range(repeats):
@@ -122,31 +120,41 @@ class ExecuTorchBackend(Backend):
             runner.program.write_etdump_result_to_file(str(dump), str(Path(tmp) / "debug.bin"))
             if not dump.is_file() or dump.stat().st_size == 0:
                 raise BackendUnavailable("this executorch wheel wrote no ETDump events (built without event tracing)")
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                inspector = Inspector(etdump_path=str(dump))
-        per_run: dict[str, list] = collections.defaultdict(list)  # op type -> per-node lists of run times
-        method_ms, setup = [], {}
-        for block in inspector.event_blocks:
-            for ev in block.events:
-                if ev.perf_data is None:
-                    continue
-                if ev.name == "Method::execute":
-                    method_ms += list(ev.perf_data.raw)
-                elif ev.name in ("DELEGATE_CALL", "Program::load_method", "Method::init"):
-                    setup[ev.name] = float(np.median(ev.perf_data.raw))
-                else:  # XNNPACK names each operator "<type> #<index>": group by type
-                    per_run[re.sub(r"\s*#\d+$", "", ev.name)].append(list(ev.perf_data.raw))
-        rows = []
-        for name, nodes in per_run.items():
-            n = min(len(r) for r in nodes)
-            totals = np.sum([r[:n] for r in nodes], axis=0)  # one number per run: all nodes of this type
-            rows.append({"op": name, "count": len(nodes), "ms_median": float(np.median(totals))})
-        rows.sort(key=lambda r: -r["ms_median"])
-        if not method_ms and "DELEGATE_CALL" in setup:
-            method_ms = [setup["DELEGATE_CALL"]]
-        return {"method_ms_median": float(np.median(method_ms)) if method_ms else None, "repeats": repeats,
-                "ops": rows, "setup_ms": setup, "source": "ETDump + executorch.devtools.Inspector"}
+            return {**read_etdump(dump), "repeats": repeats}
+
+
+def read_etdump(dump: Path) -> dict:
+    """Per-op and whole-method times from an ETDump file (the host's or one pulled from a device's
+    executor_runner): operators inside the XNNPACK delegate are named "<type> #<index>" and grouped by type."""
+    from executorch.devtools import Inspector
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            inspector = Inspector(etdump_path=str(dump))
+        except Exception as e:  # the flatbuffer reader raises assorted types on a corrupt file
+            raise ArtifactError(f"{dump}: not a readable ETDump ({type(e).__name__}: {str(e)[:100]})") from None
+    per_run: dict[str, list] = collections.defaultdict(list)  # op type -> per-node lists of run times
+    method_ms, setup = [], {}
+    for block in inspector.event_blocks:
+        for ev in block.events:
+            if ev.perf_data is None:
+                continue
+            if ev.name == "Method::execute":
+                method_ms += list(ev.perf_data.raw)
+            elif ev.name in ("DELEGATE_CALL", "Program::load_method", "Method::init"):
+                setup[ev.name] = float(np.median(ev.perf_data.raw))
+            else:
+                per_run[re.sub(r"\s*#\d+$", "", ev.name)].append(list(ev.perf_data.raw))
+    rows = []
+    for name, nodes in per_run.items():
+        n = min(len(r) for r in nodes)
+        totals = np.sum([r[:n] for r in nodes], axis=0)  # one number per run: all nodes of this type
+        rows.append({"op": name, "count": len(nodes), "ms_median": float(np.median(totals))})
+    rows.sort(key=lambda r: -r["ms_median"])
+    if not method_ms and "DELEGATE_CALL" in setup:
+        method_ms = [setup["DELEGATE_CALL"]]
+    return {"method_ms_median": float(np.median(method_ms)) if method_ms else None, "method_ms": method_ms,
+            "ops": rows, "setup_ms": setup, "source": "ETDump + executorch.devtools.Inspector"}
 
 
 class _PteRunner(Runner):

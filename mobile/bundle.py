@@ -251,7 +251,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
 def _write_manifest(root: Path, manifest: dict) -> None:
     manifest["files"] = _file_table(root)
     order = ["schema", "name", "version", "created", "builder", "model", "input", "quantization", "default_artifact",
-             "artifacts", "failed", "host_latency", "build", "files"]
+             "artifacts", "failed", "host_latency", "profiles", "build", "files"]
     text = json.dumps({k: manifest[k] for k in order if k in manifest}, indent=2) + "\n"
     (root / "manifest.json").write_text(text)
 

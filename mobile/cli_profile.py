@@ -88,7 +88,7 @@ def cmd_compare(args) -> None:
     files = args.results
     if not files:
         raise AnyIRError("anyir profile compare takes result files: anyir profile compare R1.json R2.json ...")
-    text, plot = compare(files, plot=args.plot)
+    text, plot = compare(files, plot_path=args.plot)
     print(text)
     if plot:
         print(f"wrote {plot}")

@@ -53,6 +53,15 @@ def _tables(m: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     if m["failed"]:
         out.append(("Not in this bundle", ["backend", "precision", "stage", "why"],
                     [[f["backend"], f["precision"], f["stage"], f["error"]] for f in m["failed"]]))
+    for prof in m.get("profiles", []):
+        cell = lambda v, f="{:.1f}": "-" if v is None else f.format(v)  # noqa: E731
+        out.append((f"Profile: {prof['device_model']} ({prof['target']}, {prof['os']}), {prof['created']} "
+                    f"[{prof['file']}]", ["artifact", "runner", "median ms", "p90 ms", "peak MB", "whole photo s"],
+                    [[r["artifact"] + ("" if r.get("device_timing", True) else " (interpreter, not device timing)"),
+                      r["runner"], "failed" if r["status"] != "ok" else
+                      cell(r.get("median_ms")) if r.get("median_ms") is not None else "~" + cell(r.get("mean_ms")),
+                      cell(r.get("p90_ms")), cell(r.get("peak_mb")),
+                      cell(r["photo_ms"] / 1e3 if r.get("photo_ms") else None, "{:.2f}")] for r in prof["results"]]))
     out.append(("Build stages (wall time on the build host)", ["stage", "seconds"],
                 [[s["stage"], f"{s['seconds']:.1f}"] for s in m["build"]["stages"]] + [["total", f"{m['build']['seconds']:.1f}"]]))
     return out
