@@ -1,0 +1,328 @@
+"""The Android demo's plain-Kotlin core (android_demo/core) against the Python reference.
+
+The core is compiled once per module with the Kotlin compiler inside the kotlin-jupyter-kernel wheel
+(a declared test dependency: without it this module fails, it does not skip), together with its check
+program (src/jvmCheck/.../VectorCheck.kt), which prints what Kotlin computed as JSON lines. A small
+bundle is built with the project's own builder, and every assertion here compares Kotlin's numbers
+with the bundle's test vectors (mobile/vectors.py) or with anyir_core.tiling directly, so a change to
+the tiling, blend or pre-processing on either side fails a test.
+"""
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CORE = ROOT / "android_demo" / "core"
+SOURCES = sorted((CORE / "src" / "main" / "kotlin").rglob("*.kt")) + sorted((CORE / "src" / "jvmCheck" / "kotlin").rglob("*.kt"))
+MAIN_CLASS = "ai.anyir.core.check.VectorCheckKt"
+# 12 MP banded restore: the photo's own 48 MB pixel array (restored in place) plus one band of tile rows.
+# A whole-photo float approach cannot fit: its accumulator alone is 4000 x 3000 x 3 x 4 B = 144 MB, with the
+# weight sum 192 MB (Python's restore_tiled also keeps the padded float photo: about 340 MB).
+HEAP_BOUND_MB = 96
+TIMINGS: dict = {}
+
+
+def _toolchain() -> tuple[Path, Path, str]:
+    """The compiler jar, the stdlib jar and java, or a failure that says what to install."""
+    try:
+        import run_kotlin_kernel
+    except ImportError:
+        pytest.fail("the Kotlin compiler is missing: pip install kotlin-jupyter-kernel==0.19.0.944 "
+                    "(a declared test dependency, pyproject [test])", pytrace=False)
+    jars = Path(run_kotlin_kernel.__file__).parent / "jars"
+    compiler = sorted(jars.glob("kotlin-jupyter-kernel-*-all.jar"))
+    stdlib = [p for p in sorted(jars.glob("kotlin-stdlib-*.jar")) if "jdk" not in p.name and "common" not in p.name]
+    if not compiler or not stdlib:
+        pytest.fail(f"no Kotlin compiler jar (kotlin-jupyter-kernel-*-all.jar) or stdlib jar in {jars}: reinstall "
+                    "kotlin-jupyter-kernel==0.19.0.944", pytrace=False)
+    java = shutil.which("java")
+    if java is None:
+        pytest.fail("no `java` on PATH: the Kotlin core is checked on a JDK (17)", pytrace=False)
+    return compiler[-1], stdlib[-1], java
+
+
+@pytest.fixture(scope="module")
+def jvm():
+    """Compiled core + check program; cached in the temp dir under a hash of the sources and compiler."""
+    compiler, stdlib, java = _toolchain()
+    h = hashlib.sha256(compiler.name.encode() + stdlib.name.encode())
+    for src in SOURCES:
+        h.update(str(src.relative_to(CORE)).encode() + b"\0" + src.read_bytes() + b"\0")
+    cache = Path(tempfile.gettempdir()) / "anyir-android-core" / h.hexdigest()[:20]
+    t = time.perf_counter()
+    if not (cache / "OK").is_file():
+        staging = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        r = subprocess.run([java, "-cp", str(compiler), "org.jetbrains.kotlin.cli.jvm.K2JVMCompiler", "-no-stdlib",
+                            "-no-reflect", "-nowarn", "-classpath", str(stdlib), *map(str, SOURCES), "-d", str(staging)],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            shutil.rmtree(staging, ignore_errors=True)
+            pytest.fail(f"the Kotlin core does not compile:\n{r.stdout[-4000:]}{r.stderr[-4000:]}", pytrace=False)
+        (staging / "OK").write_text("compiled\n")
+        try:
+            staging.rename(cache)  # another worker may have won the race: its output is the same
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    TIMINGS["compile_s"] = round(time.perf_counter() - t, 1)
+
+    def run(*args, heap: str | None = None, check: bool = True) -> list[dict]:
+        cmd = [java, *([f"-Xmx{heap}", "-XX:+UseSerialGC"] if heap else []), "-cp", f"{cache}{os.pathsep}{stdlib}",
+               MAIN_CLASS, *map(str, args)]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if check and r.returncode != 0:
+            pytest.fail(f"VectorCheck {' '.join(map(str, args))} exited {r.returncode}:\n{r.stderr[-4000:]}", pytrace=False)
+        return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    return run
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """A one-artifact bundle of a tiny random model, built by the project's builder (about a minute:
+    the ExecuTorch export is most of it)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from conftest import random_model
+
+    from anyir_core import save_checkpoint
+    from mobile.bundle import BuildConfig, build
+    d = tmp_path_factory.mktemp("android-core")
+    ck = d / "tiny.safetensors"
+    save_checkpoint(random_model(scale=0.05), ck, "anyir-tiny")
+    t = time.perf_counter()
+    dest = build(BuildConfig(checkpoint=str(ck), backends=["executorch"], precisions=["fp32"], size=[64, 64],
+                             overlap=16, tasks=["noise25"], repeats=1, out=str(d / "dist")), quiet=True)
+    TIMINGS["bundle_build_s"] = round(time.perf_counter() - t, 1)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def checks(jvm, bundle):
+    """Every vector check of one VectorCheck run, grouped by name."""
+    t = time.perf_counter()
+    out: dict[str, list[dict]] = {}
+    for row in jvm("vectors", bundle):
+        out.setdefault(row["check"], []).append(row)
+    TIMINGS["vector_run_s"] = round(time.perf_counter() - t, 2)
+    print(f"\nandroid core timings: {TIMINGS}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def vectors(bundle):
+    return json.loads((bundle / "testvectors" / "vectors.json").read_text())
+
+
+def test_tile_plans_equal_python_for_every_planned_size(checks, vectors):
+    from anyir_core.tiling import TilePlan
+    got = checks["plan"]
+    assert len(got) == len(vectors["plans"]) >= 6
+    for k, want in zip(got, vectors["plans"]):
+        ref = TilePlan(*want["image"], *want["tile"], want["overlap"])
+        assert (k["image"], k["tile"], k["overlap"]) == (want["image"], want["tile"], want["overlap"])
+        assert k["padded"] == want["padded"] == list(ref.padded), k["image"]
+        assert k["ys"] == want["ys"] == ref.ys, k["image"]
+        assert k["xs"] == want["xs"] == ref.xs, k["image"]
+        assert k["tiles"] == want["tiles"] == len(ref), k["image"]
+
+
+def test_blend_weights_equal_python(checks, vectors):
+    (b,) = checks["blend"]
+    th, tw = vectors["tile"]
+    assert b["n"] == th * tw
+    assert b["max_abs"] <= 1e-6, f"Kotlin's blend weights differ from Python's by up to {b['max_abs']} ({b['unequal']} values)"
+
+
+def test_preprocessed_inputs_equal_python(checks, vectors):
+    """photo_input (8-bit PNG -> float), every tile of the photo in plan order in both layouts, and the
+    reflect padding of small images (twice over, and from one pixel)."""
+    (p,) = checks["photo_input"]
+    assert p["size"] == list(np.asarray(vectors["photo"]["input"]["shape"][:2]))
+    assert p["max_abs"] is not None and p["max_abs"] <= 1e-6, p
+    (n,) = checks["tile_count"]
+    assert n["kotlin"] == n["vectors"] == vectors["photo"]["plan"]["tiles"] == 4
+    tiles = checks["tile_input"]
+    assert len(tiles) == 2 * n["kotlin"]
+    for t in tiles:
+        assert t["max_abs"] is not None and t["max_abs"] <= 1e-6, f"tile {t['index']} at {t['origin']} ({t['layout']}): {t}"
+    (first,) = checks["tile_input_first"]
+    assert first["max_abs"] is not None and first["max_abs"] <= 1e-6, first
+    pads = checks["padding"]
+    assert [p["image"][:2] for p in pads] == [v["image"]["shape"][:2] for v in vectors["padding"]]
+    for p in pads:
+        assert p["max_abs"] is not None and p["max_abs"] <= 1e-6, f"reflect padding of {p['image']}: {p}"
+
+
+def test_replayed_tiled_restore_equals_python_photo(checks, vectors):
+    """Recorded tile outputs through Kotlin's banded blend land on Python's restored PNG (at most one
+    8-bit level off), in both tile layouts, with every tile asked for once and progress per tile."""
+    rows = checks["replay"]
+    assert {r["artifact"] for r in rows} == set(vectors["outputs"]) and len(rows) == 2 * len(vectors["outputs"])
+    tiles = vectors["photo"]["plan"]["tiles"]
+    for r in rows:
+        print(f"replay {r['artifact']} {r['layout']}: max 8-bit difference {r['max_diff']}, {r['differing']} pixels differ")
+        assert r["size"] == r["expected_size"]
+        assert r["max_diff"] <= 1, f"{r['artifact']} ({r['layout']}): up to {r['max_diff']} levels off in {r['differing']} pixels"
+        assert r["runner_calls"] == r["recorded"] == tiles
+        assert r["progress_calls"] == tiles and r["progress_last"] == [tiles, tiles]
+        assert r["alpha_kept"], "the restore changed the source alpha"
+
+
+def test_replayed_tiled_restore_is_bit_identical(checks):
+    """The stronger claim: the same Float operations in the same order per pixel, so not one byte differs."""
+    for r in checks["replay"]:
+        assert r["differing"] == 0, f"{r['artifact']} ({r['layout']}): {r['differing']} pixels differ (max {r['max_diff']})"
+
+
+def test_int8_io_quantization_equals_python(checks):
+    (q,) = checks["int8_quantize"]
+    assert q["n"] == q["expected_n"] > 0
+    assert q["unequal"] == 0, f"{q['unequal']} int8 values differ (max {q['max_abs']})"
+    (d,) = checks["int8_dequantize"]
+    assert d["max_abs"] is not None and d["max_abs"] <= 1e-6, d
+    (t,) = checks["int8_tiled_first"]
+    assert t["equal"], "the tiled restore fed an int8 runner other bytes than int8_io.i8"
+
+
+def test_exif_orientations_equal_pil(checks):
+    rows = {r["orientation"]: r for r in checks["exif"]}
+    assert sorted(rows) == list(range(1, 9))
+    for o, r in rows.items():
+        assert r["size"] == r["expected_size"], f"orientation {o}: {r}"
+        assert r["equal"], f"orientation {o} differs from PIL's exif_transpose"
+
+
+def test_manifest_read_as_python_reads_it(checks, bundle):
+    (k,) = checks["manifest"]
+    m = json.loads((bundle / "manifest.json").read_text())
+    assert (k["name"], k["version"], k["tile"], k["overlap"]) == (m["name"], m["version"], m["input"]["tile"], m["input"]["overlap"])
+    assert (k["value_range"], k["color_order"], k["default"]) == (m["input"]["value_range"], "RGB", m["default_artifact"])
+    assert k["android"] == [a["id"] for a in m["artifacts"] if "android" in a["paths"]] == ["executorch-fp32"]
+    for ka, a in zip(k["artifacts"], m["artifacts"], strict=True):
+        assert (ka["id"], ka["backend"], ka["precision"], ka["paths"]) == (a["id"], a["backend"], a["precision"], a["paths"])
+        assert (ka["bytes"], ka["sha256"], ka["tools"]) == (a["bytes"], a["sha256"], a["tools"])
+        assert (ka["layout"], ka["shape"], ka["dtype"]) == (a["input"]["layout"], a["input"]["shape"], a["input"]["dtype"])
+        assert (ka["status"], ka["passed"], ka["host_ms_median"]) == (a["status"], a["numerics"]["passed"], a["latency"]["host_ms_median"])
+        assert ka["input_type"] == "float32"
+
+
+def _variant(m: dict, id_: str, backend: str, precision: str, tools: dict, status="ok", io=None, paths=("android",)) -> dict:
+    a = json.loads(json.dumps(m["artifacts"][0]))
+    a.update(id=id_, backend=backend, precision=precision, tools=tools, status=status,
+             paths={p: f"{p}/{id_}.bin" for p in paths})
+    a["details"] = {"io": io} if io else {}
+    return a
+
+
+@pytest.fixture(scope="module")
+def edited_manifests(bundle, tmp_path_factory):
+    """Copies of the bundle's manifest, each broken (or extended) in one way."""
+    d = tmp_path_factory.mktemp("manifests")
+    m = json.loads((bundle / "manifest.json").read_text())
+    text = (bundle / "manifest.json").read_text()
+
+    def put(name: str, data) -> Path:
+        p = d / name
+        p.write_text(data if isinstance(data, str) else json.dumps(data, indent=1))
+        return p
+
+    newer = {**m, "schema": "anyir-mobile/manifest/2"}
+    no_input = {k: v for k, v in m.items() if k != "input"}
+    no_sha = json.loads(text)
+    del no_sha["artifacts"][0]["sha256"]
+    bad_tile = json.loads(text)
+    bad_tile["input"]["tile"] = "64x64"
+    int8io = {"input": {"dtype": "int8", "scale": 1 / 255, "zero_point": -128},
+              "output": {"dtype": "int8", "scale": 0.00392156862745098, "zero_point": -128}}
+    more = json.loads(text)
+    more["artifacts"] += [_variant(m, "tflite-int8-nhwc", "tflite", "int8", {"ai-edge-litert": "2.3.0"}, io=int8io),
+                          _variant(m, "tflite-fp32-nhwc", "tflite", "fp32", {"ai-edge-litert": "2.3.0"}),
+                          _variant(m, "executorch-int8", "executorch", "int8", {"executorch": "1.5.1"}, status="below-threshold"),
+                          _variant(m, "coreml-fp16", "coreml", "fp16", {"coremltools": "9.0"}, paths=("ios",))]
+    return {"corrupt": put("corrupt.json", text[: len(text) // 2]), "newer": put("newer.json", newer),
+            "no_input": put("no_input.json", no_input), "no_sha": put("no_sha.json", no_sha),
+            "bad_tile": put("bad_tile.json", bad_tile), "more": put("more.json", more), "good": bundle / "manifest.json"}
+
+
+@pytest.fixture(scope="module")
+def manifest_results(jvm, edited_manifests):
+    rows = jvm("manifest", *edited_manifests.values())
+    return dict(zip(edited_manifests, rows, strict=True))
+
+
+def test_manifests_it_does_not_understand_are_refused_by_name(manifest_results):
+    r = manifest_results
+    assert r["good"]["ok"] and r["more"]["ok"]
+    for case in ("corrupt", "newer", "no_input", "no_sha", "bad_tile"):
+        assert not r[case]["ok"], f"{case} was accepted"
+    assert "corrupt" in r["corrupt"]["error"] and "line" in r["corrupt"]["error"], r["corrupt"]["error"]
+    # both the found and the understood schema are named
+    assert '"anyir-mobile/manifest/2"' in r["newer"]["error"] and '"anyir-mobile/manifest/1"' in r["newer"]["error"], r["newer"]["error"]
+    assert 'required field "input"' in r["no_input"]["error"], r["no_input"]["error"]
+    assert 'required field "artifacts[0].sha256"' in r["no_sha"]["error"], r["no_sha"]["error"]
+    assert '"input.tile"' in r["bad_tile"]["error"] and "list" in r["bad_tile"]["error"], r["bad_tile"]["error"]
+
+
+def test_artifact_order_and_int8_io_from_the_manifest(jvm, edited_manifests):
+    """The android list: passed before failed, the default first among equals, then PREFERENCE; the
+    int8 I/O quantization is read from details.io; Core ML is not offered to Android."""
+    (k,) = jvm("manifest-view", edited_manifests["more"])
+    assert k["android"] == ["executorch-fp32", "tflite-int8-nhwc", "tflite-fp32-nhwc", "executorch-int8"]
+    assert k["ios"] == ["executorch-fp32", "coreml-fp16"]
+    types = {a["id"]: a["input_type"] for a in k["artifacts"]}
+    assert types["tflite-int8-nhwc"] == f"int8 (scale {str(np.float32(1 / 255))}, zero point -128)"
+    quant = {a["id"]: a["input_quantization"] for a in k["artifacts"]}
+    assert quant["tflite-int8-nhwc"] == ["int8", 1 / 255, -128] and quant["executorch-fp32"] is None
+    assert types["tflite-fp32-nhwc"] == "float32"
+
+
+@pytest.mark.parametrize("app, expect", [
+    (("1.5.0", "2.3.0"), {"executorch-fp32": True, "tflite-int8-nhwc": True, "coreml-fp16": False}),
+    (("1.5.9", "2.4.1"), {"executorch-fp32": True, "tflite-int8-nhwc": True}),
+    (("1.4.2", "2.2.0"), {"executorch-fp32": False, "tflite-int8-nhwc": False}),
+    (("2.5.1", "3.3.0"), {"executorch-fp32": False, "tflite-int8-nhwc": False}),
+])
+def test_runtime_version_check(jvm, edited_manifests, app, expect):
+    rows = {r["artifact"]: r for r in jvm("runtime", edited_manifests["more"], *app)}
+    for id_, ok in expect.items():
+        assert rows[id_]["ok"] is ok, rows[id_]["message"]
+    et, lite = rows["executorch-fp32"], rows["tflite-int8-nhwc"]
+    if not et["ok"]:  # the message names both versions and the rule
+        assert "1.5.1" in et["message"] and app[0] in et["message"] and "major.minor" in et["message"], et["message"]
+    if not lite["ok"]:
+        assert "2.3.0" in lite["message"] and app[1] in lite["message"], lite["message"]
+    assert "iOS" in rows["coreml-fp16"]["message"]
+
+
+def test_runtime_check_refuses_an_artifact_without_versions(jvm, edited_manifests, tmp_path):
+    m = json.loads(edited_manifests["good"].read_text())
+    m["artifacts"][0]["tools"] = {}
+    p = tmp_path / "m.json"
+    p.write_text(json.dumps(m))
+    (r,) = jvm("runtime", p, "1.5.1", "2.3.0")
+    assert not r["ok"] and "tools.executorch" in r["message"]
+    (r,) = jvm("runtime", edited_manifests["good"], "", "2.3.0")
+    assert not r["ok"] and "without ExecuTorch" in r["message"]
+
+
+def test_12mp_banded_restore_fits_a_bounded_heap(jvm):
+    """4000 x 3000 through Kotlin's banded restore with a model stand-in that inverts each tile, under
+    -Xmx{HEAP_BOUND_MB}m: it completes, every pixel is the inverse of its source (alpha kept), and the
+    heap pools' summed peaks (an upper bound of the true peak) stay under the bound."""
+    from anyir_core.tiling import TilePlan
+    (r,) = jvm("restore", 4000, 3000, 256, 32, heap=f"{HEAP_BOUND_MB}m")
+    peak_mb = r["peak_heap_bytes"] / 2**20
+    print(f"\n12 MP banded restore: {r['tiles']} tiles in {r['seconds']:.2f} s, peak heap {peak_mb:.1f} MiB "
+          f"(pools {r['peak_by_pool']}) under -Xmx{HEAP_BOUND_MB}m")
+    assert r["tiles"] == len(TilePlan(3000, 4000, 256, 256, 32))
+    assert r["wrong_pixels"] == 0
+    assert peak_mb < HEAP_BOUND_MB
