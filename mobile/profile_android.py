@@ -74,6 +74,9 @@ def choose_device(devices: list[dict], serial: str | None) -> str:
             raise ProfileError(f"{len(devices)} devices are attached: {', '.join(name(d) for d in devices)}; "
                                "choose one with --serial")
         d = devices[0]
+    if d["state"] == "no permissions":
+        raise ProfileError(f"adb has no permission to open device {d['serial']} (USB udev rules): see "
+                           "developer.android.com/tools/device")
     if d["state"] == "unauthorized":
         raise ProfileError(f"device {d['serial']} is unauthorized: unlock it and accept the USB debugging prompt, "
                            "then run again")
@@ -151,9 +154,9 @@ def parse_benchmark_model(text: str) -> dict:
     t = timing.group(1)
     init = re.search(r"Init: ([0-9.e+]+)", t)
     first = re.search(r"First inference: ([0-9.e+]+)", t)
-    regular = None  # the last count= line is the regular runs' (the first is the warm-up's)
-    for line in text.splitlines():
-        if re.search(r"\bcount=\d+", line):
+    regular = None  # the last line that starts with count= is the regular runs' (the first is the warm-up's;
+    for line in text.splitlines():  # the op-profiling summary's "Timings (microseconds): count=" is not a run line)
+        if re.match(r"^(INFO: )?count=\d+", line.strip()):
             regular = line
     if regular is None:
         raise ProfileError("benchmark_model printed no run statistics (count=... line)")
@@ -165,9 +168,6 @@ def parse_benchmark_model(text: str) -> dict:
         v = _num(regular, key)
         if v is not None:
             lat[name] = v * US
-    warm = re.search(r"\bcount=(\d+)", text)
-    if warm and regular and text.count("count=") > 1:
-        lat["warmup"] = int(warm.group(1))
     peak = None
     m = re.search(r"Overall peak memory footprint \(MB\) via periodic monitoring: ([0-9.]+)", text)
     if m:
@@ -227,10 +227,14 @@ def executor_runner_command(binary: str, model: str, runs: int, threads: int, et
     return " ".join([shlex.quote(binary), *map(shlex.quote, flags)])
 
 
-def parse_executor_runner(text: str) -> float | None:
-    """The runner's own total: `Model executed successfully N time(s) in X ms.` -> ms per execution."""
+def parse_executor_runner(text: str) -> dict:
+    """The runner's own log (ET_LOG lines on stderr): `Model loaded in X ms.` (ExecuTorch 1.3+) and
+    `Model executed successfully N time(s) in X ms.` -> {load_ms, runs, ms_per_run} (None where not printed)."""
+    load = re.search(r"Model loaded in ([0-9.]+) ms", text)
     m = re.search(r"executed successfully (\d+) time\(s\) in ([0-9.]+) ms", text)
-    return float(m.group(2)) / int(m.group(1)) if m and int(m.group(1)) else None
+    runs = int(m.group(1)) if m else None
+    return {"load_ms": float(load.group(1)) if load else None, "runs": runs,
+            "ms_per_run": float(m.group(2)) / runs if m and runs else None}
 
 
 # --- the whole run -----------------------------------------------------------------------------------------
@@ -297,8 +301,10 @@ def profile_android(args) -> dict:
             dump = f"{remote[t.id]}.etdump"
             try:
                 adb.shell(f"rm -f {shlex.quote(dump)}", check=False)
-                out = adb.shell(executor_runner_command(er, remote[t.id], args.warmup + args.runs, threads, dump),
-                                check=False)
+                # the runner logs on stderr: folded into the shell's stdout so its lines can be read
+                out = adb.shell(executor_runner_command(er, remote[t.id], args.warmup + args.runs, threads, dump)
+                                + " 2>&1", check=False)
+                log = parse_executor_runner(out)
                 with tempfile.TemporaryDirectory() as tmp:
                     local = Path(tmp) / "run.etdump"
                     try:
@@ -313,7 +319,7 @@ def profile_android(args) -> dict:
                 if not runs:
                     raise ProfileError("the ETDump holds no Method::execute events")
                 res.update(first_inference_ms=round(d["method_ms"][0], 3), latency=latency_stats(runs, args.warmup),
-                           load_ms=d["setup_ms"].get("Program::load_method"),
+                           load_ms=log["load_ms"] if log["load_ms"] is not None else d["setup_ms"].get("Method::init"),
                            ops=ops_table([{"name": r["op"], "count": r["count"], "ms": r["ms_median"]}
                                           for r in d["ops"]], where="XNNPACK") or None,
                            ops_source=f"ETDump from executor_runner, read by executorch.devtools.Inspector "

@@ -98,7 +98,7 @@ def plot(results: list[dict], names: list[str], out: Path) -> Path:
                         and x.get("is_device_timing", True)), None)
             vals.append(_median(res)[0] if res else np.nan)
         ax.bar(np.arange(len(ids)) + i * width, [v if v is not None else np.nan for v in vals], width,
-               label=label(r))
+               label=f"{label(r)} [{Path(n).name}]")
     ax.set_xticks(np.arange(len(ids)) + width * (len(results) - 1) / 2, ids, rotation=20, ha="right")
     ax.set_ylabel("median ms per tile")
     ax.set_title("Latency per artifact and target (device timings only)")
