@@ -33,7 +33,7 @@ enum ProfileResult {
     }
 
     static func artifact(_ a: ManifestArtifact) -> [String: Any] {
-        ["id": a.id, "file": (a.iosPath as NSString?)?.lastPathComponent ?? a.id, "sha256": a.sha256,
+        ["id": a.id, "file": a.iosPath.map { URL(fileURLWithPath: $0).lastPathComponent } ?? a.id, "sha256": a.sha256,
          "backend": a.backend, "precision": a.precision, "bytes": a.bytes, "input_shape": a.input.shape]
     }
 

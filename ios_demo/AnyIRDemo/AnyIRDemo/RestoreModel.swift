@@ -64,29 +64,32 @@ final class RestoreModel: ObservableObject {
         message = nil
         let units = self.units
         let overlap = b.manifest.input.overlap
-        task = Task.detached(priority: .userInitiated) { [weak self] in
+        let model = self  // main-actor isolated, so safe to hand to the background task
+        task = Task.detached(priority: .userInitiated) {
             do {
                 let loaded = try await BundleStore.runner(for: a, in: b, units: units)
                 let runner = TimedRunner(loaded)
                 defer { runner.close() }
-                await MainActor.run { self?.runnerLabel = runner.label }
+                await model.started(runner.label)
                 let t0 = ProcessInfo.processInfo.systemUptime
                 let out = try TiledRestore(runner: runner, overlap: overlap).restore(img, progress: { done, total in
                     let ms = runner.lastMs
-                    Task { @MainActor in self?.tile(done, total, ms) }
+                    Task { @MainActor in model.tile(done, total, ms) }
                 }, isCancelled: { Task.isCancelled })
                 let ms = (ProcessInfo.processInfo.systemUptime - t0) * 1000
                 let shown = ImageConversion.uiImage(out)
-                await MainActor.run { self?.finished(out, shown, ms) }
+                await model.finished(out, shown, ms)
             } catch is RestoreCancelled {
-                await MainActor.run { self?.stopped("cancelled") }
+                await model.stopped("cancelled")
             } catch {
-                await MainActor.run { self?.stopped("\(error)") }
+                await model.stopped("\(error)")
             }
         }
     }
 
     func cancel() { task?.cancel() }
+
+    private func started(_ label: String) { runnerLabel = label }
 
     private func tile(_ done: Int, _ total: Int, _ ms: Double) {
         tilesTotal = total

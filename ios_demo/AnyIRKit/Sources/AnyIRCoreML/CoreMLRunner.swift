@@ -29,7 +29,7 @@ public final class CoreMLRunner: Runner {
     private let model: MLModel
     private let inputName: String
     private let outputName: String
-    private let inputType: MLMultiArrayDataType
+    private let arrayType: MLMultiArrayDataType  // what the package states: float16 (fp16 I/O) or float32
 
     /// Compiles (or reuses the cached compile of) `package` and loads it for `units`.
     public static func load(package: URL, artifact: ManifestArtifact, units: Units, cacheDir: URL) async throws -> CoreMLRunner {
@@ -77,7 +77,7 @@ public final class CoreMLRunner: Runner {
         self.model = model
         self.inputName = inName
         self.outputName = outName
-        self.inputType = c.dataType
+        self.arrayType = c.dataType
         self.tileH = tileH
         self.tileW = tileW
         self.units = units
@@ -89,7 +89,7 @@ public final class CoreMLRunner: Runner {
         guard nchw.count == n else { throw AnyIRError("Core ML: a tile of \(nchw.count) values, expected \(n)") }
         let shape: [NSNumber] = [1, 3, NSNumber(value: tileH), NSNumber(value: tileW)]
         let input: MLMultiArray
-        if inputType == .float16 {
+        if arrayType == .float16 {
             input = try MLMultiArray(shape: shape, dataType: .float16)  // contiguous, C order
             input.withUnsafeMutableBytes { ptr, _ in
                 nchw.withUnsafeBufferPointer { src in

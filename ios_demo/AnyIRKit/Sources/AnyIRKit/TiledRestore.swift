@@ -37,7 +37,7 @@ public final class TiledRestore {
     /// asked before each tile and a true ends the restore with RestoreCancelled.
     public func restore(_ src: RGBA8Image, progress: (Int, Int) -> Void = { _, _ in },
                         isCancelled: () -> Bool = { false }) throws -> RGBA8Image {
-        let plan = try plan(width: src.width, height: src.height)
+        let plan = try self.plan(width: src.width, height: src.height)
         let th = plan.tileH
         let tw = plan.tileW
         let pw = plan.paddedW

@@ -97,6 +97,15 @@ final class TiledRestoreTests: XCTestCase {
         XCTAssertEqual(try TiledRestore(runner: Int8EchoRunner(), overlap: 4).restore(img), img)
     }
 
+    /// Many bands: the ring of tileH accumulator rows is reused 20 times over and still gives every row back.
+    func testATallPhotoPassesThroughTheRing() throws {
+        var img = RGBA8Image(width: 70, height: 1000)
+        for i in 0..<img.data.count where i % 4 != 3 { img.data[i] = UInt8((i * 29 + i / 280) % 256) }
+        let restore = TiledRestore(runner: IdentityRunner(tileH: 64, tileW: 64), overlap: 16)
+        XCTAssertGreaterThan(try restore.plan(width: 70, height: 1000).ys.count, 20)
+        XCTAssertEqual(try restore.restore(img), img)
+    }
+
     func testAlphaIsKeptAndTinyImagesArePadded() throws {
         var img = RGBA8Image(width: 3, height: 2)
         for i in 0..<6 { img.data[i * 4] = UInt8(40 * i); img.data[i * 4 + 3] = UInt8(100 + i) }

@@ -70,7 +70,7 @@ struct Vectors {
     /// An 8-bit RGB PNG of the vectors as H x W x 3 bytes: from `<name>.rgb` beside it when present
     /// (tests/test_ios_sources.py writes those for Linux, which has no PNG decoder), else through ImageIO.
     func rgbOfPNG(_ name: String, width: Int, height: Int) throws -> [UInt8] {
-        let raw = dir.appendingPathComponent((name as NSString).deletingPathExtension + ".rgb")
+        let raw = dir.appendingPathComponent(URL(fileURLWithPath: name).deletingPathExtension().lastPathComponent + ".rgb")
         if FileManager.default.fileExists(atPath: raw.path) {
             let d = try Data(contentsOf: raw)
             guard d.count == width * height * 3 else { throw AnyIRError("\(raw.lastPathComponent): \(d.count) bytes for \(width)x\(height)x3") }
