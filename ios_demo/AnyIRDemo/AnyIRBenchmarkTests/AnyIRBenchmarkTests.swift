@@ -80,7 +80,7 @@ final class AnyIRBenchmarkTests: XCTestCase {
                                      "photo": NSNull(), "error": NSNull()]
         result["runtime"] = a.backend == "executorch"
             ? ["name": "ExecuTorch", "version": ExecuTorchVersion.linked, "delegate": "XNNPACK", "compute_units": NSNull(), "threads": NSNull()] as [String: Any]
-            : ["name": "Core ML", "version": "iOS \(UIDevice.current.systemVersion)", "delegate": NSNull(),
+            : ["name": "Core ML", "version": ProfileResult.osVersion, "delegate": NSNull(),
                "compute_units": units?.rawValue ?? "all", "threads": NSNull()] as [String: Any]
         var note: [String] = []
         if ProfileResult.isSimulator { note.append("simulator: not device timing") }
@@ -116,7 +116,7 @@ final class AnyIRBenchmarkTests: XCTestCase {
                 for _ in 0..<runs { once() }
             }
             if let failure { throw failure }
-            result["latency"] = ProfileResult.latency(times, warmup: warmup) ?? NSNull()
+            result["latency"] = ProfileResult.latency(times, warmup: warmup).map { $0 as Any } ?? NSNull()
             result["memory"] = ProfileResult.memory()
             result["status"] = "ok"
         } catch {
@@ -125,7 +125,7 @@ final class AnyIRBenchmarkTests: XCTestCase {
             result["latency"] = NSNull()
             result["memory"] = NSNull()
         }
-        result["note"] = note.isEmpty ? NSNull() : note.joined(separator: "; ")
+        result["note"] = note.isEmpty ? NSNull() as Any : note.joined(separator: "; ") as Any
         Self.results.append(result)
         if result["status"] as? String == "failed" { XCTFail("\(a.id): \(result["error"] as? String ?? "")") }
     }
@@ -137,8 +137,11 @@ final class AnyIRBenchmarkTests: XCTestCase {
         for c in 0..<3 {
             for y in 0..<h {
                 for i in 0..<w {
-                    let v = 0.5 + 0.3 * sin(Float(i + 7 * c) / 9) * cos(Float(y) / 13) + 0.1 * Float((i * 31 + y * 17 + c * 7) % 23) / 23
-                    x[r.layout == .nchw ? (c * h + y) * w + i : (y * w + i) * 3 + c] = min(max(v, 0), 1)
+                    let wave: Float = 0.3 * sin(Float(i + 7 * c) / 9) * cos(Float(y) / 13)
+                    let grain: Float = 0.1 * Float((i * 31 + y * 17 + c * 7) % 23) / 23
+                    let v: Float = 0.5 + wave + grain
+                    let k = r.layout == .nchw ? (c * h + y) * w + i : (y * w + i) * 3 + c
+                    x[k] = min(max(v, 0), 1)
                 }
             }
         }
@@ -182,11 +185,11 @@ final class AnyIRBenchmarkTests: XCTestCase {
                                      "is_device_timing": !ProfileResult.isSimulator, "error": NSNull(), "latency": NSNull(),
                                      "memory": ProfileResult.memory()]
         result["runtime"] = ["name": a.backend == "executorch" ? "ExecuTorch" : "Core ML",
-                             "version": a.backend == "executorch" ? ExecuTorchVersion.linked : "iOS \(UIDevice.current.systemVersion)",
-                             "compute_units": a.backend == "coreml" ? "all" : NSNull()] as [String: Any]
+                             "version": a.backend == "executorch" ? ExecuTorchVersion.linked : ProfileResult.osVersion,
+                             "compute_units": a.backend == "coreml" ? "all" as Any : NSNull() as Any] as [String: Any]
         result["photo"] = ["width": img.width, "height": img.height, "tiles": tiles, "total_ms": totalMs,
                            "ms_per_tile": runner.times.isEmpty ? totalMs / Double(tiles) : runner.times.reduce(0, +) / Double(runner.times.count),
-                           "peak_mb": ProfileResult.peakMB() ?? NSNull()] as [String: Any]
+                           "peak_mb": ProfileResult.peakMB().map { $0 as Any } ?? NSNull()] as [String: Any]
         result["note"] = "whole photo, banded tiled restore (pre/post-processing and blend included in total_ms)"
         Self.results.append(result)
     }

@@ -1,6 +1,5 @@
 import AnyIRKit
 import Foundation
-import UIKit
 
 /// The benchmark's result in the profile-1 schema (mobile/schema/profile-1.schema.json), the same file
 /// `anyir profile --target host|android` writes. Times are milliseconds.
@@ -8,6 +7,12 @@ enum ProfileResult {
     static let schema = "anyir-mobile/profile/1"
     static let writer = "AnyIR iOS demo 0.1.0 (AnyIRBenchmark XCTest)"
     static let attachmentName = "anyir-profile.json"
+
+    /// "iOS 17.5.1" (ProcessInfo: UIDevice is main-actor bound).
+    static var osVersion: String {
+        let v = ProcessInfo.processInfo.operatingSystemVersion
+        return "iOS \(v.majorVersion).\(v.minorVersion).\(v.patchVersion)"
+    }
 
     static var isSimulator: Bool { ProcessInfo.processInfo.environment["SIMULATOR_MODEL_IDENTIFIER"] != nil }
 
@@ -22,7 +27,7 @@ enum ProfileResult {
     }
 
     static func target() -> [String: Any] {
-        let os = "iOS \(UIDevice.current.systemVersion)"
+        let os = ProfileResult.osVersion
         return ["kind": "ios", "reached_by": "xcodebuild", "device_model": deviceModel, "os": os,
                 "cpu": "Apple SoC of \(deviceModel)", "soc": NSNull(),
                 "cores": ProcessInfo.processInfo.activeProcessorCount, "abi": "arm64"]
@@ -73,7 +78,7 @@ enum ProfileResult {
     static func document(bundle: LoadedBundle?, runs: Int, warmup: Int, results: [[String: Any]]) -> [String: Any] {
         let created = ISO8601DateFormatter().string(from: Date())
         return ["schema": schema, "created": created, "writer": writer, "target": target(),
-                "bundle": bundle.map(bundleInfo) ?? NSNull(),
+                "bundle": bundle.map { bundleInfo($0) as Any } ?? NSNull(),
                 "settings": ["runs": runs, "warmup": warmup, "threads": NSNull()] as [String: Any],
                 "results": results]
     }

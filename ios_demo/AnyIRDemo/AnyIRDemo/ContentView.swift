@@ -38,7 +38,7 @@ struct ContentView: View {
                         Button("Restore") { model.restore() }.buttonStyle(.borderedProminent)
                     }
                     if let total = model.totalMs {
-                        Text(String(format: "%d tiles · %.0f ms per tile · %.2f s in total · %@", model.tilesDone, model.meanTileMs, total / 1000, model.runnerLabel))
+                        Text(String(format: "%ld tiles · %.0f ms per tile · %.2f s in total · %@", model.tilesDone, model.meanTileMs, total / 1000, model.runnerLabel))
                             .font(.caption)
                     }
                     if let before = model.before {
