@@ -135,3 +135,42 @@ def test_unreadable_photo_is_one_clear_error(tmp_path):
         read_photo(bad)
     with pytest.raises(ImageError, match="no such"):
         read_photo(tmp_path / "missing.png")
+
+
+# --- properties over every size and overlap (Hypothesis) ------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+
+def _axis_weight_sum(length: int, tile: int, overlap: int) -> np.ndarray:
+    """Summed blend weight along one axis of a padded length (the 2-D sum is the outer product of these)."""
+    total = np.zeros(length, dtype=np.float64)
+    for o in axis_origins(length, tile, overlap):
+        total[o:o + tile] += ramp(tile, overlap)
+    return total
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(h=st.integers(1, 3000), w=st.integers(1, 4000), tile=st.sampled_from([16, 64, 256, 512]), data=st.data())
+def test_any_size_and_overlap_is_covered_and_normalised(h, w, tile, data):
+    """From 1x1 to 12 MP, with any allowed overlap: tiles stay inside the padded photo and cover every pixel,
+    every pixel's weights are positive (so normalised weights sum to one), and the output is the input's size."""
+    overlap = data.draw(st.integers(0, tile // 2 - 1))
+    plan = TilePlan(h, w, tile, tile, overlap)
+    ph, pw = plan.padded
+    assert (ph, pw) == (max(h, tile), max(w, tile))
+    for length, origins in ((ph, plan.ys), (pw, plan.xs)):
+        assert origins[0] == 0 and origins[-1] + tile == length and origins == sorted(set(origins))
+        s = _axis_weight_sum(length, tile, overlap)
+        assert s.min() > 0  # covered, and the weighted sum can be normalised everywhere
+    assert len(plan) == len(plan.ys) * len(plan.xs)
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 150), w=st.integers(1, 150), overlap=st.integers(0, 15), seed=st.integers(0, 2**16))
+def test_tiled_identity_restores_the_photo_exactly(h, w, overlap, seed):
+    """An identity model through the whole tiled path gives the photo back at its own size: the normalised
+    blend weights sum to one at every pixel (to float32 rounding)."""
+    img = np.random.default_rng(seed).random((h, w, 3), dtype=np.float32)
+    out = restore_tiled(img, lambda x: x.copy(), (32, 32), overlap)
+    assert out.shape == img.shape and np.abs(out - img).max() < 2e-6
