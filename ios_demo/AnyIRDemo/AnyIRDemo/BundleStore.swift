@@ -52,7 +52,7 @@ enum BundleStore {
 
     /// Every file of the artifact (a .mlpackage is a folder) against the manifest's files table.
     static func verify(_ artifact: ManifestArtifact, in b: LoadedBundle) throws {
-        let files = b.manifest.files(of: artifact)
+        let files = b.manifest.artifactFiles(artifact)
         guard !files.isEmpty else { throw AnyIRError("\(artifact.id): the manifest lists no files for \(artifact.iosPath ?? "?")") }
         for rel in files {
             guard let entry = b.manifest.files[rel] else { continue }

@@ -95,7 +95,7 @@ public struct Manifest {
     }
 
     /// Every file of an artifact as the files table lists it (a .mlpackage is a folder of files).
-    public func files(of artifact: ManifestArtifact, platform: String = "ios") -> [String] {
+    public func artifactFiles(_ artifact: ManifestArtifact, platform: String = "ios") -> [String] {
         guard let p = artifact.paths[platform] else { return [] }
         return files.keys.filter { $0 == p || $0.hasPrefix(p + "/") }.sorted()
     }

@@ -52,6 +52,7 @@ public enum Pixels {
 
     /// to_8bit: floor(clip(v, 0, 1) * 255 + 0.5) in Float (numpy: (clip(rgb) * 255.0 + 0.5).astype(uint8)).
     @inline(__always) public static func to8bit(_ v: Float) -> UInt8 {
+        if v.isNaN { return 0 }  // as Kotlin's NaN.toInt(); UInt8(Float.nan) would trap
         let c: Float = v < 0 ? 0 : (v > 1 ? 1 : v)
         return UInt8(c * 255 + 0.5)  // non-negative, so truncation is floor, as astype(uint8) does
     }

@@ -52,8 +52,8 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(m.artifactsFor("android").map { $0.id }, [])
         XCTAssertEqual(try m.artifact("executorch-fp32").tools["executorch"], "1.5.1")
         XCTAssertEqual(RuntimeCheck.minimumIOS(try m.artifact("coreml-fp16")), 17)
-        XCTAssertEqual(m.files(of: try m.artifact("coreml-fp16")), ["ios/m.mlpackage/Manifest.json"])
-        XCTAssertEqual(m.files(of: try m.artifact("executorch-fp32")), ["ios/m.pte"])
+        XCTAssertEqual(m.artifactFiles(try m.artifact("coreml-fp16")), ["ios/m.mlpackage/Manifest.json"])
+        XCTAssertEqual(m.artifactFiles(try m.artifact("executorch-fp32")), ["ios/m.pte"])
     }
 
     func testUnknownSchemaIsRefusedByName() {
@@ -112,6 +112,6 @@ final class ManifestTests: XCTestCase {
         let m = try Manifest.parse(try Data(contentsOf: url))
         XCTAssertEqual([m.input.tileH, m.input.tileW], try v.index.intList("tile"))
         XCTAssertEqual(m.input.overlap, try v.index.int("overlap"))
-        for a in m.artifactsFor("ios") { XCTAssertFalse(m.files(of: a).isEmpty, a.id) }
+        for a in m.artifactsFor("ios") { XCTAssertFalse(m.artifactFiles(a).isEmpty, a.id) }
     }
 }
