@@ -128,6 +128,17 @@ public enum Pixels {
         return out
     }
 
+    /// 3 planes (NCHW, one tile) to interleaved (NHWC), and back: for runners and tests that see the other layout.
+    public static func nchwToNhwc(_ v: [Float], height h: Int, width w: Int) -> [Float] {
+        let plane = h * w
+        return (0..<v.count).map { k in v[(k % 3) * plane + k / 3] }
+    }
+
+    public static func nhwcToNchw(_ v: [Float], height h: Int, width w: Int) -> [Float] {
+        let plane = h * w
+        return (0..<v.count).map { k in v[(k % plane) * 3 + k / plane] }
+    }
+
     /// quantize: q = clip(round_half_even(v / scale) + zeroPoint, -128, 127), as a full-integer model
     /// takes its input (float32 division, np.round's half-to-even).
     public static func quantizeInt8(_ values: [Float], scale: Float, zeroPoint: Int) -> [Int8] {

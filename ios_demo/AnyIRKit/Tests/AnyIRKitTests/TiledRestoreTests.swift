@@ -16,6 +16,23 @@ final class IdentityRunner: Runner {
     func close() {}
 }
 
+/// Presents an NCHW runner as an NHWC one, so the blend's NHWC indexing is checked by the same replay.
+final class NhwcView: Runner {
+    let inner: Runner
+    init(_ inner: Runner) { self.inner = inner }
+    var tileH: Int { inner.tileH }
+    var tileW: Int { inner.tileW }
+    let layout = Layout.nhwc
+    var inputType: TensorType { inner.inputType }
+    var label: String { "NHWC view of \(inner.label)" }
+    func run(_ input: TileInput) throws -> [Float] {
+        guard case .floats(let v) = input else { throw AnyIRError("NHWC view: float tiles only") }
+        let out = try inner.run(.floats(Pixels.nhwcToNchw(v, height: tileH, width: tileW)))
+        return Pixels.nchwToNhwc(out, height: tileH, width: tileW)
+    }
+    func close() { inner.close() }
+}
+
 /// Quantizes like a full-integer model's input and hands the dequantized tile back.
 final class Int8EchoRunner: Runner {
     let tileH = 16, tileW = 16
@@ -31,10 +48,10 @@ final class Int8EchoRunner: Runner {
 
 final class TiledRestoreTests: XCTestCase {
     /// The recorded outputs of each artifact, replayed through the banded blend, land exactly on the
-    /// reference's photo_restored_<id>.png (same Float operations in the same order: bit-identical).
+    /// reference's photo_restored_<id>.png (same Float operations in the same order: bit-identical), for an
+    /// NCHW runner and the same runner seen as NHWC; a varying source alpha comes back untouched.
     func testReplayedTilesGiveTheRestoredPhoto() throws {
         let v = try Vectors.load()
-        let img = try v.photo()
         let tile = try v.index.intList("tile")
         let overlap = try v.index.int("overlap")
         let (inputs, _) = try v.f32(try v.index.obj("photo").obj("tile_inputs"))
@@ -43,20 +60,29 @@ final class TiledRestoreTests: XCTestCase {
         for id in outputs.keys() {
             let o = try outputs.obj(id)
             let (recorded, shape) = try v.f32(try o.obj("tile_outputs"))
-            let replay = ReplayRunner(tileH: tile[0], tileW: tile[1], outputs: recorded, expectedInputs: inputs)
-            XCTAssertEqual(shape[0], replay.tiles, id)
-            let restored = try TiledRestore(runner: replay, overlap: overlap).restore(img)
-            XCTAssertEqual(replay.calls, shape[0], "\(id): every recorded tile used once")
             let (first, _) = try v.f32(try o.obj("tile_output"))
             XCTAssertEqual(Array(recorded[0..<first.count]), first, id)
-            let ref = try v.rgbOfPNG(try o.string("photo_restored"), width: img.width, height: img.height)
-            var mismatches = 0
-            for i in 0..<(img.width * img.height) {
-                for c in 0..<3 where restored.data[i * 4 + c] != ref[i * 3 + c] { mismatches += 1 }
+            for layout in [Layout.nchw, Layout.nhwc] {
+                var img = try v.photo()
+                for k in 0..<(img.width * img.height) { img.data[k * 4 + 3] = UInt8((k * 7) & 0xFF) }
+                let replay = ReplayRunner(tileH: tile[0], tileW: tile[1], outputs: recorded, expectedInputs: inputs)
+                XCTAssertEqual(shape[0], replay.tiles, id)
+                let runner: Runner = layout == .nchw ? replay : NhwcView(replay)
+                var progress: [(Int, Int)] = []
+                let restored = try TiledRestore(runner: runner, overlap: overlap).restore(img, progress: { progress.append(($0, $1)) })
+                XCTAssertEqual(replay.calls, shape[0], "\(id) \(layout): every recorded tile used once")
+                XCTAssertEqual(progress.count, shape[0])
+                XCTAssertTrue(progress.last.map { $0 == (shape[0], shape[0]) } ?? false)
+                XCTAssertEqual([restored.width, restored.height], [img.width, img.height])
+                let want = try v.rgbOfPNG(try o.string("photo_restored"), width: img.width, height: img.height)
+                var differing = 0, alphaKept = true
+                for k in 0..<(img.width * img.height) {
+                    for c in 0..<3 where restored.data[k * 4 + c] != want[k * 3 + c] { differing += 1 }
+                    if restored.data[k * 4 + 3] != UInt8((k * 7) & 0xFF) { alphaKept = false }
+                }
+                XCTAssertEqual(differing, 0, "\(id) \(layout): samples that differ from photo_restored_\(id).png")
+                XCTAssertTrue(alphaKept, "\(id) \(layout): alpha changed")
             }
-            XCTAssertEqual(mismatches, 0, "\(id): restored samples that differ from photo_restored_\(id).png")
-            XCTAssertEqual(restored.width, img.width)
-            XCTAssertEqual(restored.height, img.height)
         }
     }
 
@@ -104,6 +130,34 @@ final class TiledRestoreTests: XCTestCase {
         let restore = TiledRestore(runner: IdentityRunner(tileH: 64, tileW: 64), overlap: 16)
         XCTAssertGreaterThan(try restore.plan(width: 70, height: 1000).ys.count, 20)
         XCTAssertEqual(try restore.restore(img), img)
+    }
+
+    /// Kotlin's synthetic check: a stand-in model that inverts each tile, so every byte must come back as 255 - v.
+    func testAnInvertingModelInvertsEveryPixel() throws {
+        final class Invert: Runner {
+            let tileH = 64, tileW = 64, label = "invert"
+            let layout = Layout.nchw, inputType = TensorType.float32
+            func run(_ input: TileInput) throws -> [Float] {
+                guard case .floats(let v) = input else { return [] }
+                return v.map { 1 - $0 }
+            }
+            func close() {}
+        }
+        var img = RGBA8Image(width: 301, height: 451)
+        for y in 0..<img.height {
+            for x in 0..<img.width {
+                let o = img.offset(x, y)
+                img.data[o] = UInt8((x * 7 + y * 3) & 0xFF); img.data[o + 1] = UInt8((x * 5 + y * 13) & 0xFF)
+                img.data[o + 2] = UInt8((x * 11 + y) & 0xFF); img.data[o + 3] = UInt8((x * 37 + y * 11) & 0xFF)
+            }
+        }
+        let out = try TiledRestore(runner: Invert(), overlap: 16).restore(img)
+        var wrong = 0
+        for i in 0..<img.data.count {
+            let want = i % 4 == 3 ? img.data[i] : 255 - img.data[i]
+            if out.data[i] != want { wrong += 1 }
+        }
+        XCTAssertEqual(wrong, 0)
     }
 
     func testAlphaIsKeptAndTinyImagesArePadded() throws {
