@@ -34,8 +34,8 @@ def _eager_reference(manifest: dict | None, targets, quiet: bool):
 def cmd_profile(args) -> None:
     import tempfile
     from .cli_convert import _quiet_toolchain_logs
-    from .profiling import (ProfileError, format_table, host_target, native_chatter_to, new_profile, profile_host,
-                            select, write_result)
+    from .logs import native_chatter_to
+    from .profiling import ProfileError, format_table, host_target, new_profile, profile_host, select, write_result
     _quiet_toolchain_logs()
     if not args.verbose:
         native_chatter_to(Path(tempfile.gettempdir()) / "anyir-runtime.log")

@@ -13,10 +13,8 @@ and never shown as Core ML latency.
 """
 from __future__ import annotations
 
-import io
 import json
 import os
-import re
 import platform
 import resource
 import subprocess
@@ -433,63 +431,6 @@ def photo_timing(runner, photo: np.ndarray, overlap: int | None) -> dict:
     total = (time.perf_counter() - t0) * 1e3
     return {"width": int(photo.shape[1]), "height": int(photo.shape[0]), "tiles": len(plan),
             "total_ms": round(total, 1), "ms_per_tile": round(total / len(plan), 2), "peak_mb": None}
-
-
-# what the runtimes print that no user acts on (FACTS.md: harmless on CPU); kept in the log instead
-CHATTER = re.compile(r"^(\[[\w.]+\.(cpp|cc|c|h):\d+\]|[IWE]\d{4} \d\d:\d\d:\d\d|I0000 |USDT:|Failed to load .*torchao"
-                     r"|WARNING: All log messages before absl|INFO: Created TensorFlow Lite|\w+\.(cpp|cc):\d+\] )")
-
-
-class _ChatterFilter(io.TextIOBase):
-    """A stderr that sends chatter lines to a log and everything else (errors, progress bars) to the user."""
-
-    def __init__(self, user, log):
-        self.user, self.log, self.pending = user, log, ""
-
-    def write(self, text: str) -> int:
-        self.pending += text
-        while "\n" in self.pending:
-            line, self.pending = self.pending.split("\n", 1)
-            (self.log if CHATTER.match(line) else self.user).write(line + "\n")
-        if self.pending and not CHATTER.match(self.pending) and not self.pending[:1] in "[IWEUF":
-            self.user.write(self.pending)  # a progress bar's carriage-return update: show it now
-            self.pending = ""
-        return len(text)
-
-    def flush(self) -> None:
-        self.user.flush()
-        self.log.flush()
-
-    def isatty(self) -> bool:
-        return self.user.isatty()
-
-    @property
-    def encoding(self):
-        return getattr(self.user, "encoding", "utf-8")
-
-
-def native_chatter_to(log: Path) -> None:
-    """From now on, keep the runtimes' chatter (cpuinfo probes, threadpool resets, absl and XNNPACK notices,
-    torchao's CUDA-only libraries, profiler start/stop lines) out of the terminal and in `log`, while errors
-    and progress bars still reach the user. Some of it comes through Python's sys.stderr (the ExecuTorch
-    bindings route their log there), some straight to file descriptor 2 from native code: both are caught.
-    Not undone: some native lines are buffered until exit, so the descriptor stays on the log."""
-    sys.stderr.flush()
-    _flush_c_stdio()
-    user = os.dup(2)
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    sys.stderr = _ChatterFilter(open(user, "w", buffering=1, errors="backslashreplace"),
-                                open(log, "a", buffering=1, errors="backslashreplace"))
-
-
-def _flush_c_stdio() -> None:
-    try:
-        import ctypes
-        ctypes.CDLL(None).fflush(None)
-    except (OSError, AttributeError):
-        pass
 
 
 # --- terminal table -----------------------------------------------------------------------------------
