@@ -164,9 +164,10 @@ def test_preprocessed_inputs_equal_python(checks, vectors):
 
 def test_replayed_tiled_restore_equals_python_photo(checks, vectors):
     """Recorded tile outputs through Kotlin's banded blend land on Python's restored PNG (at most one
-    8-bit level off), in both tile layouts, with every tile asked for once and progress per tile."""
+    8-bit level off), in both tile layouts and in place, with every tile asked for once, progress per tile."""
     rows = checks["replay"]
-    assert {r["artifact"] for r in rows} == set(vectors["outputs"]) and len(rows) == 2 * len(vectors["outputs"])
+    assert {r["artifact"] for r in rows} == set(vectors["outputs"]) and len(rows) == 3 * len(vectors["outputs"])
+    assert {r["layout"] for r in rows} == {"NCHW", "NHWC", "NCHW in place"}
     tiles = vectors["photo"]["plan"]["tiles"]
     for r in rows:
         print(f"replay {r['artifact']} {r['layout']}: max 8-bit difference {r['max_diff']}, {r['differing']} pixels differ")
@@ -181,6 +182,38 @@ def test_replayed_tiled_restore_is_bit_identical(checks):
     """The stronger claim: the same Float operations in the same order per pixel, so not one byte differs."""
     for r in checks["replay"]:
         assert r["differing"] == 0, f"{r['artifact']} ({r['layout']}): {r['differing']} pixels differ (max {r['max_diff']})"
+
+
+@pytest.mark.parametrize("size", [(301, 451), (65, 128), (29, 21), (1, 1)])
+def test_banded_restore_equals_restore_tiled_directly(jvm, tmp_path, size):
+    """Beyond the vectors' 2 x 2 tiles: many bands (rows carried from band to band), one row of tiles,
+    and photos smaller than a tile (reflect padding inside the tiles), against anyir_core.tiling itself,
+    with a stand-in model whose tiles disagree (even calls: the tile; odd calls: 0.5 * (1 - tile))."""
+    from PIL import Image
+
+    from anyir_core.tiling import restore_tiled
+    h, w = size
+    rgb = np.random.default_rng(h * 1000 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(rgb).save(tmp_path / "in.png")
+    calls = []
+
+    def alternating(x):
+        calls.append(1)
+        return x if len(calls) % 2 == 1 else np.float32(0.5) * (1 - x)
+    restored = restore_tiled(rgb.astype(np.float32) / np.float32(255.0), alternating, (64, 64), 16)
+    want = (np.clip(restored, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    (r,) = jvm("restore-png", tmp_path / "in.png", tmp_path / "out.rgb", 64, 64, 16)
+    got = np.frombuffer((tmp_path / "out.rgb").read_bytes(), dtype=np.uint8).reshape(h, w, 3)
+    assert r["tiles"] == len(calls)
+    diff = np.abs(got.astype(int) - want.astype(int))
+    assert diff.max() == 0, f"{size}: {int((diff > 0).any(axis=2).sum())} pixels differ, by up to {diff.max()} levels"
+
+
+def test_cancel_between_tiles(checks, vectors):
+    (c,) = checks["cancel"]
+    tiles = vectors["photo"]["plan"]["tiles"]
+    assert c["cancelled"] and (c["tiles_done"], c["tiles"]) == (2, tiles), c
+    assert c["runner_calls"] == c["progress_last"] == 2, "a tile ran after the cancel was asked"
 
 
 def test_int8_io_quantization_equals_python(checks):
@@ -241,6 +274,8 @@ def edited_manifests(bundle, tmp_path_factory):
     del no_sha["artifacts"][0]["sha256"]
     bad_tile = json.loads(text)
     bad_tile["input"]["tile"] = "64x64"
+    bad_range = json.loads(text)
+    bad_range["input"]["value_range"] = [-1.0, 1.0]
     int8io = {"input": {"dtype": "int8", "scale": 1 / 255, "zero_point": -128},
               "output": {"dtype": "int8", "scale": 0.00392156862745098, "zero_point": -128}}
     more = json.loads(text)
@@ -250,7 +285,7 @@ def edited_manifests(bundle, tmp_path_factory):
                           _variant(m, "coreml-fp16", "coreml", "fp16", {"coremltools": "9.0"}, paths=("ios",))]
     return {"corrupt": put("corrupt.json", text[: len(text) // 2]), "newer": put("newer.json", newer),
             "no_input": put("no_input.json", no_input), "no_sha": put("no_sha.json", no_sha),
-            "bad_tile": put("bad_tile.json", bad_tile), "more": put("more.json", more), "good": bundle / "manifest.json"}
+            "bad_tile": put("bad_tile.json", bad_tile), "bad_range": put("bad_range.json", bad_range), "more": put("more.json", more), "good": bundle / "manifest.json"}
 
 
 @pytest.fixture(scope="module")
@@ -262,7 +297,7 @@ def manifest_results(jvm, edited_manifests):
 def test_manifests_it_does_not_understand_are_refused_by_name(manifest_results):
     r = manifest_results
     assert r["good"]["ok"] and r["more"]["ok"]
-    for case in ("corrupt", "newer", "no_input", "no_sha", "bad_tile"):
+    for case in ("corrupt", "newer", "no_input", "no_sha", "bad_tile", "bad_range"):
         assert not r[case]["ok"], f"{case} was accepted"
     assert "corrupt" in r["corrupt"]["error"] and "line" in r["corrupt"]["error"], r["corrupt"]["error"]
     # both the found and the understood schema are named
@@ -270,6 +305,7 @@ def test_manifests_it_does_not_understand_are_refused_by_name(manifest_results):
     assert 'required field "input"' in r["no_input"]["error"], r["no_input"]["error"]
     assert 'required field "artifacts[0].sha256"' in r["no_sha"]["error"], r["no_sha"]["error"]
     assert '"input.tile"' in r["bad_tile"]["error"] and "list" in r["bad_tile"]["error"], r["bad_tile"]["error"]
+    assert '"input.value_range"' in r["bad_range"]["error"] and "[-1.0, 1.0]" in r["bad_range"]["error"], r["bad_range"]["error"]
 
 
 def test_artifact_order_and_int8_io_from_the_manifest(jvm, edited_manifests):

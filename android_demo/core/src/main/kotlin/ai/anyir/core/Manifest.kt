@@ -57,6 +57,12 @@ class Manifest(
             val range = inp.doubleList("value_range")
             if (range.size != 2) throw ManifestError("manifest field \"input.value_range\" must be [low, high]")
             val input = ManifestInput(tile[0], tile[1], inp.int("overlap"), range[0], range[1], inp.string("color_order"))
+            // the pre-processing (Pixels) feeds RGB in [0, 1] as the reference does; anything else would be
+            // fed wrongly without an error, so it is refused here
+            if (input.colorOrder != "RGB" || input.valueLow != 0.0 || input.valueHigh != 1.0) {
+                throw ManifestError("manifest input is ${input.colorOrder} in [${input.valueLow}, ${input.valueHigh}]: " +
+                    "this app feeds RGB in [0, 1] (fields \"input.color_order\", \"input.value_range\")")
+            }
             val arts = top.objList("artifacts").map { readArtifact(it) }
             val default = top.nullableString("default_artifact")
             if (default != null && arts.none { it.id == default }) {

@@ -9,6 +9,7 @@ import ai.anyir.core.Manifest
 import ai.anyir.core.ManifestError
 import ai.anyir.core.Pixels
 import ai.anyir.core.ReplayRunner
+import ai.anyir.core.RestoreCancelled
 import ai.anyir.core.Runner
 import ai.anyir.core.RuntimeCheck
 import ai.anyir.core.TensorType
@@ -32,6 +33,7 @@ import kotlin.system.exitProcess
 //   manifest FILE...               parse each manifest: {"file", "ok": true, ...} or {"file", "ok": false, "error"}
 //   manifest-view FILE             what the core reads from a manifest (name, input, artifacts, order)
 //   runtime FILE EXECUTORCH LITERT the runtime check of every artifact against those app versions
+//   restore-png IN OUT TH TW OVERLAP    restore a PNG with the alternating stand-in model; raw RGB bytes to OUT
 //   restore WIDTH HEIGHT TILE OVERLAP   a synthetic banded restore, with the JVM's peak heap
 
 fun main(args: Array<String>) {
@@ -41,6 +43,7 @@ fun main(args: Array<String>) {
             "manifest" -> args.drop(1).forEach { manifestCheck(File(it)) }
             "manifest-view" -> manifestView(File(args[1]))
             "runtime" -> runtimeCheck(File(args[1]), args[2], args[3])
+            "restore-png" -> restorePng(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt(), args[5].toInt())
             "restore" -> restoreSynthetic(args[1].toInt(), args[2].toInt(), args[3].toInt(), args[4].toInt())
             else -> fail("usage: VectorCheck vectors BUNDLE | manifest FILE... | runtime FILE ET LITERT | restore W H TILE OVERLAP")
         }
@@ -107,7 +110,7 @@ class Vectors(private val bundle: File) {
     fun runAll() {
         val format = index["format"]
         if (format != "anyir-mobile/testvectors/2") throw CheckFailure("vectors format \"$format\" is not anyir-mobile/testvectors/2")
-        plans(); blend(); photo(); padding(); int8(); exif(); replay(); manifest()
+        plans(); blend(); photo(); padding(); int8(); exif(); replay(); cancel(); manifest()
     }
 
     private fun plans() {
@@ -225,7 +228,8 @@ class Vectors(private val bundle: File) {
             val m = entry as Map<*, *>
             val outputs = floats(m["tile_outputs"])
             val want = png(m["photo_restored"] as String)
-            for (layout in Layout.values()) {
+            // NCHW and NHWC runners, and an in-place restore (output rows written over the source pixels)
+            for ((layout, inPlace) in listOf(Layout.NCHW to false, Layout.NHWC to false, Layout.NCHW to true)) {
                 val img = photoImage()
                 // give the source a varying alpha: the restore must hand it back untouched
                 for (k in img.pixels.indices) img.pixels[k] = (img.pixels[k] and 0xFFFFFF) or (((k * 7) and 0xFF) shl 24)
@@ -234,7 +238,8 @@ class Vectors(private val bundle: File) {
                 var progressCalls = 0
                 var lastDone = 0
                 var total = 0
-                val out = TiledRestore(runner, overlap).restore(img, progress = { d, t -> progressCalls++; lastDone = d; total = t })
+                val out = TiledRestore(runner, overlap).restore(img, dst = if (inPlace) img.pixels else IntArray(img.pixels.size),
+                    progress = { d, t -> progressCalls++; lastDone = d; total = t })
                 var maxDiff = 0
                 var differing = 0
                 var alphaKept = true
@@ -247,12 +252,28 @@ class Vectors(private val bundle: File) {
                     maxDiff = maxOf(maxDiff, d)
                     if ((a ushr 24) != ((k * 7) and 0xFF)) alphaKept = false
                 }
-                emit("check" to "replay", "artifact" to id, "layout" to layout.name, "size" to listOf(out.height, out.width),
+                emit("check" to "replay", "artifact" to id, "layout" to layout.name + (if (inPlace) " in place" else ""), "size" to listOf(out.height, out.width),
                     "expected_size" to listOf(want.height, want.width), "max_diff" to maxDiff, "differing" to differing,
                     "alpha_kept" to alphaKept, "runner_calls" to replay.calls, "recorded" to replay.tiles,
                     "progress_calls" to progressCalls, "progress_last" to listOf(lastDone, total))
             }
         }
+    }
+
+    /** Cooperative cancel: asked before each tile; a true stops the restore with RestoreCancelled. */
+    private fun cancel() {
+        val ph = index["photo"] as Map<*, *>
+        val (id, entry) = (index["outputs"] as Map<*, *>).entries.first()
+        val replay = ReplayRunner(tile[0], tile[1], floats((entry as Map<*, *>)["tile_outputs"]), floats(ph["tile_inputs"]))
+        var progressed = 0
+        val result = try {
+            TiledRestore(replay, overlap).restore(photoImage(), progress = { d, _ -> progressed = d }, isCancelled = { replay.calls >= 2 })
+            null
+        } catch (e: RestoreCancelled) {
+            e
+        }
+        emit("check" to "cancel", "artifact" to id, "cancelled" to (result != null), "tiles_done" to result?.tilesDone,
+            "tiles" to result?.tiles, "runner_calls" to replay.calls, "progress_last" to progressed)
     }
 
     private fun manifest() = manifestView(File(bundle, "manifest.json"))
@@ -349,4 +370,34 @@ fun restoreSynthetic(width: Int, height: Int, tileSize: Int, overlap: Int) {
         "seconds" to seconds, "wrong_pixels" to wrong, "peak_heap_bytes" to peakSum,
         "peak_by_pool" to pools.associate { it.name to it.peakUsage.used },
         "max_heap_bytes" to mem.heapMemoryUsage.max, "gc" to ManagementFactory.getGarbageCollectorMXBeans().map { it.name })
+}
+
+/**
+ * A stand-in model whose tiles disagree, so the blend decides every overlapped pixel: even calls
+ * return the tile, odd calls 0.5 * (1 - tile) (the test computes the same in numpy float32).
+ */
+class Alternating(override val tileH: Int, override val tileW: Int) : Runner {
+    override val layout = Layout.NCHW
+    override val inputType: TensorType = TensorType.Float32
+    override val label = "alternating"
+    var calls = 0
+    override fun run(input: TileInput): FloatArray {
+        val v = (input as TileInput.Floats).values
+        val odd = calls++ % 2 == 1
+        return FloatArray(v.size) { if (odd) 0.5f * (1f - v[it]) else v[it] }
+    }
+    override fun close() {}
+}
+
+fun restorePng(input: File, output: File, tileH: Int, tileW: Int, overlap: Int) {
+    val im = ImageIO.read(input) ?: throw CheckFailure("$input: not a readable image")
+    val img = ArgbImage(im.width, im.height, im.getRGB(0, 0, im.width, im.height, null, 0, im.width))
+    val runner = Alternating(tileH, tileW)
+    val out = TiledRestore(runner, overlap).restore(img)
+    val rgb = ByteArray(out.pixels.size * 3)
+    for (k in out.pixels.indices) {
+        rgb[3 * k] = (out.pixels[k] ushr 16).toByte(); rgb[3 * k + 1] = (out.pixels[k] ushr 8).toByte(); rgb[3 * k + 2] = out.pixels[k].toByte()
+    }
+    output.writeBytes(rgb)
+    emit("check" to "restore-png", "size" to listOf(out.height, out.width), "tiles" to runner.calls)
 }
