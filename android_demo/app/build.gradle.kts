@@ -139,7 +139,7 @@ val packAnyirBundle = tasks.register<PackAnyirBundle>("packAnyirBundle") {
     bundlePath.set(anyirBundleDir.map { it.path })
     bundleFiles.from(anyirBundleDir.map { d ->
         listOf(File(d, "manifest.json"), File(d, "android"), File(d, "testvectors/photo.png")).filter { it.exists() }
-    })
+    }.orElse(emptyList()))
     outputDir.set(layout.buildDirectory.dir("generated/anyirBundle"))
 }
 

@@ -39,13 +39,14 @@ class BenchmarkActivity : Activity() {
         window.addFlags(WindowManager.LayoutParams.FLAG_KEEP_SCREEN_ON)  // no sleep mid-run
         status = TextView(this).apply { setPadding(48, 160, 48, 48); textSize = 16f; text = "AnyIR benchmark running..." }
         setContentView(status)
+        if (savedInstanceState != null) return  // recreated mid-run: the first instance's thread is still running
         val extras = readExtras()
         Thread({ run(extras) }, "anyir-benchmark").start()
     }
 
+    @Suppress("DEPRECATION")  // Bundle.get(key): the one way to read an extra whatever type `am start` gave it
     private fun readExtras(): Map<String, Any?> {
         val b = intent.extras ?: return emptyMap()
-        @Suppress("DEPRECATION")  // Bundle.get(key): the only way to read an extra whose type am start chose
         return b.keySet().filter { it in BenchmarkArgs.KEYS }.associateWith { b.get(it) }
     }
 

@@ -153,6 +153,9 @@ class MainActivity : ComponentActivity() {
             } catch (e: AnyIRError) {
                 status.text = e.message
                 restoreButton.isEnabled = false
+            } catch (e: Exception) {
+                status.text = "Cannot read the packed bundle: ${e.javaClass.simpleName}: ${e.message}"
+                restoreButton.isEnabled = false
             }
         }
     }
