@@ -118,6 +118,12 @@ public struct Manifest {
         if range.count != 2 { throw ManifestError("manifest field \"input.value_range\" must be [low, high]") }
         let input = ManifestInput(tileH: tile[0], tileW: tile[1], overlap: try inp.int("overlap"), valueLow: range[0],
                                   valueHigh: range[1], colorOrder: try inp.string("color_order"))
+        // the pre-processing (Pixels) feeds RGB in [0, 1] as the reference does; anything else would be fed
+        // wrongly without an error, so it is refused here
+        if input.colorOrder != "RGB" || input.valueLow != 0.0 || input.valueHigh != 1.0 {
+            throw ManifestError("manifest input is \(input.colorOrder) in [\(input.valueLow), \(input.valueHigh)]: "
+                + "this app feeds RGB in [0, 1] (fields \"input.color_order\", \"input.value_range\")")
+        }
         let arts = try top.objList("artifacts").map { try readArtifact($0) }
         let def = try top.nullableString("default_artifact")
         if let def, !arts.contains(where: { $0.id == def }) {

@@ -83,6 +83,11 @@ final class ManifestTests: XCTestCase {
         let typed = message { _ = try ManifestTests.read(d) }
         XCTAssertTrue(typed.contains("\"input.overlap\"") && typed.contains("an integer"), typed)
         d = ManifestTests.sample()
+        var range = d["input"] as! [String: Any]
+        range["value_range"] = [0.0, 255.0]
+        d["input"] = range
+        XCTAssertTrue(message { _ = try ManifestTests.read(d) }.contains("\"input.value_range\""))
+        d = ManifestTests.sample()
         d["default_artifact"] = "tflite-fp32"
         XCTAssertTrue(message { _ = try ManifestTests.read(d) }.contains("tflite-fp32"))
     }
