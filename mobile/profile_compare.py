@@ -68,7 +68,8 @@ def top_ops(results: list[dict], names: list[str], top: int = TOP_OPS) -> str:
             seen.add(key)
             lines.append(f"top {top} ops, {res['runtime']['name']} on {label(r)} ({res['artifact']['id']}):")
             for o in res["ops"][:top]:
-                lines.append(f"  {o['name'][:52]:<54}{o['count']:>6}{o['ms']:>10.2f} ms{100 * (o.get('share') or 0):>7.1f}%")
+                ms = f"{o['ms']:>10.2f} ms" if o["ms"] is not None else f"{'(cost)':>13}"
+                lines.append(f"  {o['name'][:52]:<54}{o['count']:>6}{ms}{100 * (o.get('share') or 0):>7.1f}%")
     return "\n".join(lines)
 
 
@@ -106,8 +107,8 @@ def plot(results: list[dict], names: list[str], out: Path) -> Path:
     for (where, runtime, res), row in zip(with_ops, axes[1:]):
         a = row[0]
         ops = res["ops"][:TOP_OPS][::-1]
-        a.barh([o["name"][:40] for o in ops], [o["ms"] for o in ops])
-        a.set_xlabel("ms per inference")
+        a.barh([o["name"][:40] for o in ops], [100 * (o.get("share") or 0) for o in ops])
+        a.set_xlabel("% of the op time (Core ML: of the compute plan's estimated cost)")
         a.set_title(f"Top {TOP_OPS} ops: {runtime} on {where} ({res['artifact']['id']})", fontsize=9)
         a.tick_params(axis="y", labelsize=7)
     fig.tight_layout()

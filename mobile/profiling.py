@@ -247,6 +247,68 @@ def _executorch_ops(t: Target, runs: int) -> tuple[list[dict], str]:
     return ops_table(rows, where="XNNPACK"), prof["source"]
 
 
+COMPUTE_UNITS = ("ALL", "CPU_AND_GPU", "CPU_AND_NE", "CPU_ONLY")  # coremltools.ComputeUnit names
+UNIT_NAMES = {"ALL": "all", "CPU_AND_GPU": "cpuAndGPU", "CPU_AND_NE": "cpuAndNeuralEngine", "CPU_ONLY": "cpuOnly"}
+
+
+def coreml_native_rows(t: Target, runs: int, warmup: int) -> list[dict]:
+    """macOS only: Core ML itself through coremltools' MLModel.predict, once per compute-units choice, with
+    the compute plan (MLComputePlan: each op's preferred device and estimated relative cost; not a time).
+    Never executed in this project (no Mac): written against coremltools 9's documented API."""
+    import coremltools as ct
+    from coremltools.models.compute_plan import MLComputePlan
+    from conversion.coreml_backend import INPUT_NAME
+    x = np.random.default_rng(0).random(t.art.input.shape, dtype=np.float32)
+    if t.art.input.layout == "image":
+        from PIL import Image
+        feed = {INPUT_NAME: Image.fromarray((x[0].transpose(1, 2, 0) * 255).astype(np.uint8))}
+    else:
+        feed = {INPUT_NAME: x.astype(np.dtype(t.art.input.dtype))}
+    rows = []
+    for unit in COMPUTE_UNITS:
+        res = {"artifact": t.ref(), "runtime": {"name": "Core ML (coremltools MLModel.predict)",
+                                               "version": f"macOS {platform.mac_ver()[0]}", "delegate": None,
+                                               "compute_units": UNIT_NAMES[unit], "threads": None},
+               "runner": "coremltools (Python)", "status": "ok", "error": None, "is_device_timing": True,
+               "load_ms": None, "first_inference_ms": None, "latency": None, "memory": None, "ops": None,
+               "ops_source": None, "photo": None, "note": None}
+        try:
+            t0 = time.perf_counter()
+            model = ct.models.MLModel(str(t.path), compute_units=getattr(ct.ComputeUnit, unit))
+            res["load_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+            t0 = time.perf_counter()
+            model.predict(feed)
+            res["first_inference_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+            for _ in range(warmup):
+                model.predict(feed)
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                model.predict(feed)
+                times.append((time.perf_counter() - t0) * 1e3)
+            res["latency"] = latency_stats(times, warmup)
+            plan = MLComputePlan.load_from_path(model.get_compiled_model_path(),
+                                                compute_units=getattr(ct.ComputeUnit, unit))
+            by_type: dict[str, dict] = {}
+            for op in plan.model_structure.program.functions["main"].block.operations:
+                cost = plan.get_estimated_cost_for_mlprogram_operation(op)
+                usage = plan.get_compute_device_usage_for_mlprogram_operation(op)
+                row = by_type.setdefault(op.operator_name, {"count": 0, "cost": 0.0, "devices": {}})
+                row["count"] += 1
+                row["cost"] += cost.weight if cost is not None else 0.0
+                dev = type(usage.preferred_compute_device).__name__ if usage is not None else "none"
+                row["devices"][dev] = row["devices"].get(dev, 0) + 1
+            total = sum(r["cost"] for r in by_type.values()) or 1.0
+            res["ops"] = sorted(({"name": k, "count": r["count"], "ms": None, "share": round(r["cost"] / total, 4),
+                                  "where": max(r["devices"], key=r["devices"].get)} for k, r in by_type.items()),
+                                key=lambda o: -o["share"])
+            res["ops_source"] = "MLComputePlan: preferred compute device and estimated relative cost per op (no times)"
+        except Exception as e:  # Core ML's errors come as assorted types; one row per failed choice
+            res.update(status="failed", error=f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}")
+        rows.append(res)
+    return rows
+
+
 def peak_memory_child(path: Path, backend: str) -> dict | None:
     """Peak resident memory that loading the artifact and running one tile adds, measured in a fresh process
     (so artifacts profiled before it do not count): ru_maxrss after the run minus resident size before load."""
@@ -413,11 +475,14 @@ def profile_host(targets: list[Target], runs: int = 10, warmup: int = 2, threads
             bar.update()
         if photo is not None and not getattr(runners[t.id], "emulated", False):
             res["photo"] = photo_timing(runners[t.id], photo, overlap)
+    native = [t for t in targets if t.art.backend == "coreml" and results[t.id]["status"] == "ok"
+              and getattr(runners.get(t.id), "native", None) is not None]
+    extra = [row for t in native for row in coreml_native_rows(t, runs, warmup)]  # macOS: Core ML itself
     if eager is not None and ops:
         results[EAGER_ID]["ops"] = _eager_ops(eager, torch.from_numpy(x_nchw))
         results[EAGER_ID]["ops_source"] = "torch.profiler self CPU time per aten op"
     bar.close()
-    return list(results.values())
+    return list(results.values()) + extra
 
 
 def photo_timing(runner, photo: np.ndarray, overlap: int | None) -> dict:
@@ -457,7 +522,8 @@ def format_table(profile: dict, top: int = 5) -> str:
                      f"{cell((r.get('memory') or {}).get('peak_mb'), 9)}{mark}")
     for r in profile["results"]:
         if r.get("ops"):
-            tops = ", ".join(f"{o['name']} {o['ms']:.1f} ms ({100 * (o.get('share') or 0):.0f}%)" for o in r["ops"][:top])
+            tops = ", ".join(f"{o['name']} " + (f"{o['ms']:.1f} ms " if o["ms"] is not None else "")
+                             + f"({100 * (o.get('share') or 0):.0f}%)" for o in r["ops"][:top])
             lines.append(f"  top ops {r['artifact']['id']}: {tops}")
         if r.get("photo"):
             p = r["photo"]
