@@ -19,6 +19,11 @@ public enum Json {
 
     /// Serializes with sorted keys (stable diffs of result files).
     public static func write(_ value: Any) throws -> Data {
+        // JSONSerialization raises (an Objective-C exception, not a Swift error) on NaN, infinity or a
+        // non-JSON type: refuse those as an error instead
+        guard JSONSerialization.isValidJSONObject(value) else {
+            throw JsonError("not writable as JSON (a NaN, an infinity or a non-JSON value)")
+        }
         return try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys])
     }
 
