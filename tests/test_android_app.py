@@ -428,3 +428,26 @@ def test_default_photo_is_the_test_vector_photo_and_none_skips_it(jvm, bundle, t
     jvm("session", tmp_path, bundle, "1.5.1", "2.3.0", "-", "artifacts=executorch-fp32", "runs:i=1", "warmup:i=1")
     (y,) = read_result(tmp_path / "anyir-profile.json")["results"]
     assert (y["photo"]["width"], y["photo"]["height"]) == (70, 50)
+
+
+def test_app_menu_offers_each_android_artifact_on_the_accelerators_it_applies_to(jvm, bundle):
+    """The main screen's menu (Choices): Android artifacts only, a float .tflite on CPU and GPU, an int8 one and
+    .pte files on the CPU; an artifact from another ExecuTorch minor is listed but marked, with RuntimeCheck's
+    sentence; the manifest's default comes first."""
+    rows = jvm("choices", bundle / "manifest.json", "1.5.1", "2.3.0")
+    got = [(r["id"], r["accelerator"]) for r in rows]
+    assert got[0] == ("executorch-fp32", "cpu")
+    assert sorted(got) == sorted([("executorch-fp32", "cpu"), ("tflite-int8-nhwc", "cpu"), ("executorch-tampered", "cpu"),
+                                  ("executorch-old", "cpu"), ("executorch-refused", "cpu")])
+    old = next(r for r in rows if r["id"] == "executorch-old")
+    assert not old["ok"] and "1.4.0" in old["why"] and "(cannot run)" in old["label"]
+    assert all(r["ok"] for r in rows if r["id"] != "executorch-old")
+    m = json.loads((bundle / "manifest.json").read_text())
+    m["artifacts"][1]["precision"] = "fp32"
+    m["artifacts"][1].pop("details")
+    f = bundle.parent / "float-tflite.json"
+    f.write_text(json.dumps(m))
+    rows = jvm("choices", f, "1.5.1", "2.3.0")
+    assert [r["accelerator"] for r in rows if r["id"] == "tflite-int8-nhwc"] == ["cpu", "gpu"]
+    rows = jvm("choices", f, "1.5.1", "2.1.6")
+    assert not any(r["ok"] for r in rows if r["id"].startswith("tflite")), "LiteRT 2.1 must refuse files verified with 2.3"

@@ -3,6 +3,7 @@ package ai.anyir.demo.check
 import ai.anyir.core.AppRuntimes
 import ai.anyir.core.ArgbImage
 import ai.anyir.core.Layout
+import ai.anyir.core.Manifest
 import ai.anyir.core.ManifestArtifact
 import ai.anyir.core.Runner
 import ai.anyir.core.TensorType
@@ -10,6 +11,7 @@ import ai.anyir.core.TileInput
 import ai.anyir.demo.bench.BenchmarkArgs
 import ai.anyir.demo.bench.BenchmarkHost
 import ai.anyir.demo.bench.BenchmarkSession
+import ai.anyir.demo.bench.Choices
 import ai.anyir.demo.bench.DeviceTarget
 import ai.anyir.demo.bench.JsonWriter
 import ai.anyir.demo.bench.LatencyStats
@@ -24,12 +26,20 @@ import javax.imageio.ImageIO
 //       one BenchmarkSession.run with those extras; prints {"outcome": ...} and every tile time it scripted
 //   stats MS...        LatencyStats.of(times, 0) as JSON
 //   args key=value...  BenchmarkArgs.parse, or {"error": ...}
+//   choices MANIFEST ET_VERSION LITERT_VERSION   the app's artifact menu: one line per entry
 
 fun main(args: Array<String>) {
     when (args.getOrNull(0)) {
         "session" -> session(args)
         "stats" -> println(JsonWriter.write(LatencyStats.of(args.drop(1).map { it.toDouble() }, 0).toMap()).replace("\n", ""))
         "args" -> println(parseArgs(extras(args.drop(1))))
+        "choices" -> {
+            val m = Manifest.parse(File(args[1]).readText())
+            for (c in Choices.of(m, AppRuntimes(args[2], args[3]))) {
+                println(JsonWriter.write(linkedMapOf("id" to c.artifact.id, "accelerator" to c.accelerator, "ok" to c.ok,
+                    "why" to c.why, "label" to c.label)).replace("\n", ""))
+            }
+        }
         else -> {
             System.err.println("usage: BenchmarkCheck session|stats|args ...")
             kotlin.system.exitProcess(2)
