@@ -130,7 +130,7 @@ abstract class PackAnyirBundle : DefaultTask() {
 }
 
 // -PanyirBundle is relative to android_demo/ (the Gradle root) unless absolute
-val androidDemoDir: File = rootProject.layout.projectDirectory.asFile
+val androidDemoDir: File = rootDir
 val anyirBundleDir = providers.gradleProperty("anyirBundle").map { p ->
     File(p).let { if (it.isAbsolute) it else File(androidDemoDir, p) }.normalize()
 }

@@ -34,6 +34,7 @@ import androidx.core.view.WindowInsetsCompat
 import androidx.lifecycle.lifecycleScope
 import java.io.File
 import java.util.concurrent.Executors
+import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.Dispatchers
 import kotlinx.coroutines.Job
 import kotlinx.coroutines.asCoroutineDispatcher
@@ -220,10 +221,14 @@ class MainActivity : ComponentActivity() {
                 shareButton.isEnabled = true
             } catch (e: RestoreCancelled) {
                 status.text = "Cancelled after ${e.tilesDone} of ${e.tiles} tiles"
+            } catch (e: CancellationException) {
+                throw e  // the activity is going away: not an error to show
             } catch (e: AnyIRError) {
                 status.text = e.message
             } catch (e: Exception) {
                 status.text = "${choice.artifact.id} failed: ${e.javaClass.simpleName}: ${e.message}"
+            } catch (e: OutOfMemoryError) {
+                status.text = "Out of memory restoring a ${img.width} x ${img.height} photo: try a smaller one"
             } finally {
                 restoreButton.isEnabled = true
                 cancelButton.isEnabled = false
