@@ -51,30 +51,49 @@ def _toolchain() -> tuple[Path, Path, str]:
 
 
 @pytest.fixture(scope="module")
-def jvm():
-    """Compiled core + check program; cached in the temp dir under a hash of the sources and compiler."""
+def compile_started():
+    """Starts compiling the core + check program (about 25 s, more on a busy host) in the background, so
+    that it overlaps the bundle build; cached in the temp dir under a hash of the sources and compiler."""
     compiler, stdlib, java = _toolchain()
     h = hashlib.sha256(compiler.name.encode() + stdlib.name.encode())
     for src in SOURCES:
         h.update(str(src.relative_to(CORE)).encode() + b"\0" + src.read_bytes() + b"\0")
     cache = Path(tempfile.gettempdir()) / "anyir-android-core" / h.hexdigest()[:20]
-    t = time.perf_counter()
+    job = {"cache": cache, "stdlib": stdlib, "java": java, "t0": time.perf_counter(), "proc": None}
     if not (cache / "OK").is_file():
         staging = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        r = subprocess.run([java, "-cp", str(compiler), "org.jetbrains.kotlin.cli.jvm.K2JVMCompiler", "-no-stdlib",
-                            "-no-reflect", "-nowarn", "-classpath", str(stdlib), *map(str, SOURCES), "-d", str(staging)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            pytest.fail(f"the Kotlin core does not compile:\n{r.stdout[-4000:]}{r.stderr[-4000:]}", pytrace=False)
-        (staging / "OK").write_text("compiled\n")
+        job["staging"] = staging
+        job["proc"] = subprocess.Popen(
+            [java, "-cp", str(compiler), "org.jetbrains.kotlin.cli.jvm.K2JVMCompiler", "-no-stdlib", "-no-reflect",
+             "-nowarn", "-classpath", str(stdlib), *map(str, SOURCES), "-d", str(staging)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    yield job
+    if job["proc"] is not None and job["proc"].poll() is None:  # the module ended before anyone waited
+        job["proc"].kill()
+        job["proc"].wait()
+        shutil.rmtree(job["staging"], ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def jvm(compile_started):
+    """Runs the check program: jvm(mode, *args) -> its JSON lines (a non-zero exit fails the test)."""
+    job = compile_started
+    cache, stdlib, java, proc = job["cache"], job["stdlib"], job["java"], job["proc"]
+    if proc is not None:
+        log, _ = proc.communicate()
+        if proc.returncode != 0:
+            shutil.rmtree(job["staging"], ignore_errors=True)
+            pytest.fail(f"the Kotlin core does not compile:\n{log[-6000:]}", pytrace=False)
+        (job["staging"] / "OK").write_text("compiled\n")
         try:
-            staging.rename(cache)  # another worker may have won the race: its output is the same
+            job["staging"].rename(cache)  # another worker may have won the race: its output is the same
         except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-    TIMINGS["compile_s"] = round(time.perf_counter() - t, 1)
+            shutil.rmtree(job["staging"], ignore_errors=True)
+        TIMINGS["compile_s"] = round(time.perf_counter() - job["t0"], 1)
+    else:
+        TIMINGS["compile_s"] = "cached"
 
     def run(*args, heap: str | None = None, check: bool = True) -> list[dict]:
         cmd = [java, *([f"-Xmx{heap}", "-XX:+UseSerialGC"] if heap else []), "-cp", f"{cache}{os.pathsep}{stdlib}",
@@ -87,9 +106,9 @@ def jvm():
 
 
 @pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
+def bundle(tmp_path_factory, compile_started):
     """A one-artifact bundle of a tiny random model, built by the project's builder (about a minute:
-    the ExecuTorch export is most of it)."""
+    the ExecuTorch export is most of it) while the Kotlin compiler runs."""
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import random_model
 
@@ -106,7 +125,7 @@ def bundle(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def checks(jvm, bundle):
+def checks(bundle, jvm):
     """Every vector check of one VectorCheck run, grouped by name."""
     t = time.perf_counter()
     out: dict[str, list[dict]] = {}

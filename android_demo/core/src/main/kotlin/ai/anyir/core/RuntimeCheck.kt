@@ -17,8 +17,9 @@ data class RuntimeVerdict(val ok: Boolean, val message: String)
  *   the file. TFLite keeps old models running on newer runtimes (the flatbuffer schema only grows, and
  *   each builtin op keeps every version it has had), but a converter may emit op versions that an older
  *   runtime does not register ("Didn't find op for builtin opcode ... version ..."). The Android AAR
- *   (com.google.ai.edge.litert:litert) and the Python wheel are released together from the same LiteRT
- *   sources under the same version numbers, which is what lets the two be compared.
+ *   (com.google.ai.edge.litert:litert) and the Python wheel (ai-edge-litert) are LiteRT releases numbered
+ *   alike (2.x; a 2.3.0 of each exists), which is what lets the two be compared; the artifact's runtime
+ *   record says the same ("ai-edge-litert >= 2.3").
  * - Core ML runs only on Apple platforms.
  */
 object RuntimeCheck {
