@@ -267,6 +267,48 @@ def test_manifest_read_as_python_reads_it(checks, bundle):
         assert ka["input_type"] == "float32"
 
 
+JSON_VALID = [
+    '{"a": [1, -2, 3.5, 1e3, -0.25E-2, 0, -0, true, false, null], "big": 12345678901234, "huge": 123456789012345678901234,'
+    ' "nested": {"x": {}, "y": [[]]}, "empty": [], "": ""}',
+    '"q\\"\\\\\\/\\b\\f\\n\\r\\t \\u00e9\\u20AC \\ud83d\\ude00 \u00e9 \u6f22"',
+    ' \n\t[ 1 ,\r\n 2 ] ',
+    "3.0e-7",
+]
+JSON_INVALID = {  # text -> what the error must say
+    '{"a": 1,}': "string key", "[1 2]": "',' or ']'", '{"a" 1}': "':'", '"\\x"': "escape", '"\\ud800"': "surrogate",
+    "01": "after the JSON value", "tru": "'true'", '{"a": 1} x': "after the JSON value", '"abc': "unterminated",
+    "[": "end of input", "": "end of input", '{"a": 1, "a": 2}': "duplicate", "1.": "digit", "-": "number",
+    '"\t"': "control character", "{\n  \"k\": nul\n}": "line 2, column 8",
+}
+
+
+def test_json_reader_is_strict_and_names_the_position(jvm, tmp_path):
+    """Valid texts read as Python's json reads them (ints stay ints, escapes and surrogate pairs decode);
+    every invalid one is refused with its line and column."""
+    files = []
+    for i, text in enumerate([*JSON_VALID, *JSON_INVALID]):
+        (tmp_path / f"{i}.json").write_text(text, encoding="utf-8")
+        files.append(tmp_path / f"{i}.json")
+    rows = jvm("json", *files)
+    assert len(rows) == len(files)
+
+    def typed(v):  # json.loads equality, plus int vs float kept apart (1 == 1.0 in Python)
+        if isinstance(v, dict):
+            return {k: typed(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [typed(x) for x in v]
+        return (type(v).__name__, v)
+    for text, r in zip(JSON_VALID, rows):
+        assert r["ok"], f"{text!r}: {r.get('error')}"
+        want = json.loads(text)
+        if isinstance(want, dict) and "huge" in want:  # past Long: read as a Double, as the reader documents
+            want["huge"] = float(want["huge"])
+        assert typed(r["value"]) == typed(want), text
+    for (text, must), r in zip(JSON_INVALID.items(), rows[len(JSON_VALID):]):
+        assert not r["ok"], f"{text!r} was accepted as {r.get('value')!r}"
+        assert must in r["error"] and "line" in r["error"] and "column" in r["error"], f"{text!r}: {r['error']}"
+
+
 def _variant(m: dict, id_: str, backend: str, precision: str, tools: dict, status="ok", io=None, paths=("android",)) -> dict:
     a = json.loads(json.dumps(m["artifacts"][0]))
     a.update(id=id_, backend=backend, precision=precision, tools=tools, status=status,
@@ -381,3 +423,6 @@ def test_12mp_banded_restore_fits_a_bounded_heap(jvm):
     assert r["tiles"] == len(TilePlan(3000, 4000, 256, 256, 32))
     assert r["wrong_pixels"] == 0
     assert peak_mb < HEAP_BOUND_MB
+    # the control: the same heap does not hold the pixels plus a whole-photo float accumulator and weight sum
+    (c,) = jvm("whole-float", 4000, 3000, heap=f"{HEAP_BOUND_MB}m")
+    assert c["fits"] is False, f"-Xmx{HEAP_BOUND_MB}m is no bound: a whole-photo float blend fits in it"

@@ -31,10 +31,12 @@ import kotlin.system.exitProcess
 //
 //   vectors BUNDLE                 every vector check
 //   manifest FILE...               parse each manifest: {"file", "ok": true, ...} or {"file", "ok": false, "error"}
+//   json FILE...                   parse each file with the core's JSON reader: {"ok", "value"} or {"ok", "error"}
 //   manifest-view FILE             what the core reads from a manifest (name, input, artifacts, order)
 //   runtime FILE EXECUTORCH LITERT the runtime check of every artifact against those app versions
 //   restore-png IN OUT TH TW OVERLAP    restore a PNG with the alternating stand-in model; raw RGB bytes to OUT
 //   restore WIDTH HEIGHT TILE OVERLAP   a synthetic banded restore, with the JVM's peak heap
+//   whole-float WIDTH HEIGHT       the control: does a whole-photo float accumulator + weight sum fit this heap?
 
 fun main(args: Array<String>) {
     try {
@@ -42,8 +44,10 @@ fun main(args: Array<String>) {
             "vectors" -> Vectors(File(args[1])).runAll()
             "manifest" -> args.drop(1).forEach { manifestCheck(File(it)) }
             "manifest-view" -> manifestView(File(args[1]))
+            "json" -> args.drop(1).forEach { jsonCheck(File(it)) }
             "runtime" -> runtimeCheck(File(args[1]), args[2], args[3])
             "restore-png" -> restorePng(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt(), args[5].toInt())
+            "whole-float" -> wholeFloat(args[1].toInt(), args[2].toInt())
             "restore" -> restoreSynthetic(args[1].toInt(), args[2].toInt(), args[3].toInt(), args[4].toInt())
             else -> fail("usage: VectorCheck vectors BUNDLE | manifest FILE... | runtime FILE ET LITERT | restore W H TILE OVERLAP")
         }
@@ -63,7 +67,16 @@ fun emit(vararg pairs: Pair<String, Any?>) = println(toJson(mapOf(*pairs)))
 
 fun toJson(v: Any?): String = when (v) {
     null -> "null"
-    is String -> "\"" + v.replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n") + "\""
+    is String -> buildString {  // ASCII only: control and non-ASCII characters as \uXXXX
+        append('"')
+        for (ch in v) when {
+            ch == '"' -> append("\\\"")
+            ch == '\\' -> append("\\\\")
+            ch < ' ' || ch > '~' -> append("\\u%04x".format(ch.code))
+            else -> append(ch)
+        }
+        append('"')
+    }
     is Boolean, is Int, is Long -> v.toString()
     is Float -> if (v.isFinite()) v.toDouble().toString() else "null"
     is Double -> if (v.isFinite()) v.toString() else "null"
@@ -321,6 +334,14 @@ fun manifestCheck(f: File) {
     }
 }
 
+fun jsonCheck(f: File) {
+    try {
+        emit("file" to f.name, "ok" to true, "value" to Json.parse(f.readText()))
+    } catch (e: ai.anyir.core.JsonError) {
+        emit("file" to f.name, "ok" to false, "error" to e.message)
+    }
+}
+
 fun runtimeCheck(f: File, executorch: String, litert: String) {
     val m = Manifest.parse(f.readText())
     val app = AppRuntimes(executorch.ifEmpty { null }, litert.ifEmpty { null })
@@ -400,4 +421,18 @@ fun restorePng(input: File, output: File, tileH: Int, tileW: Int, overlap: Int) 
     }
     output.writeBytes(rgb)
     emit("check" to "restore-png", "size" to listOf(out.height, out.width), "tiles" to runner.calls)
+}
+
+/** The negative control of the heap bound: the photo's pixels plus Python's whole-photo accumulator and weight sum. */
+fun wholeFloat(width: Int, height: Int) {
+    val fits = try {
+        val pixels = IntArray(width * height)
+        val acc = FloatArray(3 * width * height)
+        val wsum = FloatArray(width * height)
+        pixels[0] = 1; acc[0] = 1f; wsum[0] = 1f
+        pixels[0] + acc.size + wsum.size > 0
+    } catch (e: OutOfMemoryError) {
+        false
+    }
+    emit("check" to "whole-float", "size" to listOf(height, width), "fits" to fits)
 }
