@@ -1,7 +1,7 @@
 package ai.anyir.core
 
 /** A manifest or test-vector file that is not the JSON it should be; the message names where. */
-class JsonError(message: String) : Exception(message)
+class JsonError(message: String) : AnyIRError(message)
 
 /**
  * A strict JSON reader (RFC 8259) for the bundle's small files: the app takes no JSON library, and the
