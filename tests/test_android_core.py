@@ -245,6 +245,25 @@ def test_int8_io_quantization_equals_python(checks):
     assert t["equal"], "the tiled restore fed an int8 runner other bytes than int8_io.i8"
 
 
+@pytest.mark.parametrize("scale, zero_point", [(0.5, 0), (0.5, 3), (1 / 255, -128), (0.0123, -7)])
+def test_int8_quantization_rounds_half_to_even_and_clips(jvm, tmp_path, scale, zero_point):
+    """The vectors' int8 tile never hits a tie (k/255 over a scale of 1/255 is an integer), so ties and
+    clipping are checked here against mobile.vectors.quantize_int8: with scale 0.5, v / scale is exact
+    and x.5 for v = 0.25, 0.75, -0.25, ... (np.round: half to even)."""
+    from mobile.vectors import quantize_int8
+    ties = (np.arange(-300, 301, dtype=np.float32) + np.float32(0.5)) * np.float32(scale)
+    rng = np.random.default_rng(7)
+    values = np.concatenate([ties, rng.uniform(-2.0, 2.0, 2000).astype(np.float32), np.float32([0, -0.0, 1, 1e6, -1e6])])
+    (tmp_path / "in.f32").write_bytes(values.astype("<f4").tobytes())
+    jvm("quantize", tmp_path / "in.f32", repr(float(np.float32(scale))), zero_point, tmp_path / "out")
+    got = np.frombuffer((tmp_path / "out.i8").read_bytes(), dtype=np.int8)
+    want = quantize_int8(values, scale, zero_point)
+    bad = np.flatnonzero(got != want)
+    assert bad.size == 0, f"{bad.size} values differ, e.g. {values[bad[:3]]} -> Kotlin {got[bad[:3]]}, numpy {want[bad[:3]]}"
+    back = np.frombuffer((tmp_path / "out.f32").read_bytes(), dtype="<f4")
+    np.testing.assert_array_equal(back, (want.astype(np.float32) - zero_point) * np.float32(scale))
+
+
 def test_exif_orientations_equal_pil(checks):
     rows = {r["orientation"]: r for r in checks["exif"]}
     assert sorted(rows) == list(range(1, 9))

@@ -36,6 +36,7 @@ import kotlin.system.exitProcess
 //   runtime FILE EXECUTORCH LITERT the runtime check of every artifact against those app versions
 //   restore-png IN OUT TH TW OVERLAP    restore a PNG with the alternating stand-in model; raw RGB bytes to OUT
 //   restore WIDTH HEIGHT TILE OVERLAP   a synthetic banded restore, with the JVM's peak heap
+//   quantize IN.f32 SCALE ZP OUT   Pixels.quantizeInt8 of raw float32-le values, then dequantized: OUT.i8, OUT.f32
 //   whole-float WIDTH HEIGHT       the control: does a whole-photo float accumulator + weight sum fit this heap?
 
 fun main(args: Array<String>) {
@@ -47,6 +48,7 @@ fun main(args: Array<String>) {
             "json" -> args.drop(1).forEach { jsonCheck(File(it)) }
             "runtime" -> runtimeCheck(File(args[1]), args[2], args[3])
             "restore-png" -> restorePng(File(args[1]), File(args[2]), args[3].toInt(), args[4].toInt(), args[5].toInt())
+            "quantize" -> quantizeFile(File(args[1]), args[2].toFloat(), args[3].toInt(), File(args[4]))
             "whole-float" -> wholeFloat(args[1].toInt(), args[2].toInt())
             "restore" -> restoreSynthetic(args[1].toInt(), args[2].toInt(), args[3].toInt(), args[4].toInt())
             else -> fail("usage: VectorCheck vectors BUNDLE | manifest FILE... | runtime FILE ET LITERT | restore W H TILE OVERLAP")
@@ -435,4 +437,16 @@ fun wholeFloat(width: Int, height: Int) {
         false
     }
     emit("check" to "whole-float", "size" to listOf(height, width), "fits" to fits)
+}
+
+fun quantizeFile(input: File, scale: Float, zeroPoint: Int, out: File) {
+    val b = ByteBuffer.wrap(input.readBytes()).order(ByteOrder.LITTLE_ENDIAN).asFloatBuffer()
+    val values = FloatArray(b.remaining()).also { b.get(it) }
+    val q = Pixels.quantizeInt8(values, scale, zeroPoint)
+    File(out.path + ".i8").writeBytes(q)
+    val back = Pixels.dequantizeInt8(q, scale, zeroPoint)
+    val buf = ByteBuffer.allocate(4 * back.size).order(ByteOrder.LITTLE_ENDIAN)
+    back.forEach { buf.putFloat(it) }
+    File(out.path + ".f32").writeBytes(buf.array())
+    emit("check" to "quantize", "n" to values.size)
 }
