@@ -69,6 +69,15 @@ final class PixelsTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDiff(Pixels.dequantizeInt8(got, scale: scale, zeroPoint: zp), dref), 1e-6)
     }
 
+    /// Ties round half to even and the range clips, as mobile.vectors.quantize_int8 (numpy) gives for these
+    /// values; the vectors' k/255 tile never hits a tie.
+    func testInt8TiesAndClipping() {
+        let x: [Float] = [0.5, 1.5, 2.5, -0.5, -1.5, 126.5, 127.5, -128.5, 1000, -1000, 3.4999]
+        XCTAssertEqual(Pixels.quantizeInt8(x, scale: 1, zeroPoint: 0), [0, 2, 2, 0, -2, 126, 127, -128, 127, -128, 3])
+        XCTAssertEqual(Pixels.quantizeInt8(x, scale: 1, zeroPoint: -128), [-128, -126, -126, -128, -128, -2, 0, -128, 127, -128, -125])
+        XCTAssertEqual(Pixels.quantizeInt8(x, scale: 0.5, zeroPoint: 3), [4, 6, 8, 2, 0, 127, 127, -128, 127, -128, 10])
+    }
+
     func testTo8bitRoundsHalfUpAndClips() {
         XCTAssertEqual(Pixels.to8bit(-0.2), 0)
         XCTAssertEqual(Pixels.to8bit(1.7), 255)
