@@ -352,24 +352,32 @@ def run_app(adb: Adb, args, remote_root: str, targets, manifest) -> list[dict]:
         raise ProfileError(f"the Android demo ({APP_ID}) is not installed on {adb.serial}: build and install it "
                            "(android_demo/README.md), or leave out --app")
     with tempfile.TemporaryDirectory() as tmp:
-        if manifest is not None:
-            mp = Path(tmp) / "manifest.json"
-            mp.write_text(json.dumps(manifest))
-            adb.push(mp, f"{remote_root}/manifest.json")
+        if manifest is not None:  # the bundle's own file, byte for byte: the app reports its sha256
+            adb.push(Path(args.source) / "manifest.json", f"{remote_root}/manifest.json")
+            photo = Path(args.source) / "testvectors" / "photo.png"  # the app's default whole-photo input
+            if photo.is_file() and not args.photo:
+                adb.shell(f"mkdir -p {remote_root}/testvectors")
+                adb.push(photo, f"{remote_root}/testvectors/photo.png")
         if args.photo:
             if not Path(args.photo).is_file():
                 raise ProfileError(f"{args.photo}: no such photo")
             adb.push(Path(args.photo), f"{remote_root}/{Path(args.photo).name}")
         result_remote = f"{APP_FILES}/{APP_RESULT}"
-        adb.shell(f"rm -f {shlex.quote(result_remote)}", check=False)
+        error_remote = f"{result_remote}.error"  # what the app writes when a run cannot start (bad extra, no manifest)
+        adb.shell(f"rm -f {shlex.quote(result_remote)} {shlex.quote(error_remote)}", check=False)
         out = adb.shell(app_command(remote_root, targets, args), check=False)
         if "Error" in out and "Status: ok" not in out:
             raise ProfileError(f"the benchmark activity did not start: {out.strip().splitlines()[-1][:200]}")
         deadline = time.monotonic() + args.timeout
         local = Path(tmp) / APP_RESULT
         while True:  # the app writes its result atomically (temp file, then rename) when every run is done
-            ls = adb.shell(f"ls {shlex.quote(result_remote)}", check=False)
-            if result_remote in ls and "No such file" not in ls:
+            ls = adb.shell(f"ls {shlex.quote(result_remote)} {shlex.quote(error_remote)}", check=False)
+            found = {ln.strip() for ln in ls.splitlines() if "No such file" not in ln}
+            if error_remote in found:
+                err = Path(tmp) / "error.txt"
+                adb.pull(error_remote, err)
+                raise ProfileError(f"the Android demo refused the run: {err.read_text().strip()[:300]}")
+            if result_remote in found:
                 break
             if time.monotonic() > deadline:
                 raise ProfileError(f"the Android demo wrote no {APP_RESULT} in {args.timeout} s (see `adb logcat -s "

@@ -254,6 +254,13 @@ def test_android_demo_benchmark_mode_result_is_pulled_and_checked(fake_phone, tm
     start = next(" ".join(c) for c in _log(state) if "am start" in " ".join(c))
     assert "-n ai.anyir.demo/.BenchmarkActivity" in start and "-e bundle_dir /data/local/tmp/anyir/anyir-tiny-0.1.0" in start
     assert "--ei runs 3" in start and "-e artifacts executorch-fp32,tflite-fp32-nhwc" in start
+    pushed = state / "device" / "data/local/tmp/anyir/anyir-tiny-0.1.0"
+    assert (pushed / "manifest.json").read_bytes() == (dest / "manifest.json").read_bytes()  # byte for byte
+    assert (pushed / "testvectors" / "photo.png").is_file()  # the app's default whole photo
+    (state / "app_error.txt").write_text("artifacts: unknown id 'x'\n")
+    r = anyir("profile", dest, "--target", "android", "--app", env=env)
+    assert r.returncode == 2 and "the Android demo refused the run: artifacts: unknown id 'x'" in r.stderr
+    (state / "app_error.txt").unlink()
     app["results"][0]["artifact"]["sha256"] = "f" * 64  # an app built with another bundle
     (state / "app_result.json").write_text(json.dumps(app))
     r = anyir("profile", dest, "--target", "android", "--app", env=env)
