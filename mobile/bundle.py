@@ -37,7 +37,8 @@ PLATFORMS = {"executorch": ("android", "ios"), "tflite": ("android",), "coreml":
 DEFAULT_LAYOUT = {"tflite": "NHWC"}
 # what a default build makes per backend (others on request: --precisions, e.g. coreml fp32 / int8w)
 DEFAULT_PRECISIONS = {"coreml": ("fp16", "int8")}  # Android bitmaps are interleaved; the others take NCHW
-# the order `anyir restore` prefers when no artifact is named: fastest first, among those that passed
+# a fixed order by what was fastest on one host, kept for readers of manifests without `ranking` (the demo
+# apps mirror it); the build itself ranks by this build's host latency and by `rankings` below
 PREFERENCE = (("executorch", "int8"), ("tflite", "int8"), ("executorch", "fp32"), ("tflite", "fp32"),
               ("tflite", "fp16"), ("coreml", "int8"), ("coreml", "fp16"), ("coreml", "fp32"))
 
@@ -66,6 +67,8 @@ class BuildConfig:
     force: bool = False
     strict: bool = False
     repeats: int = 10
+    cache: bool = True  # False (--no-cache): every stage runs, the cache is neither read nor written
+    cache_dir: str | None = None  # None: $ANYIR_CACHE_DIR, else ~/.cache/anyir-mobile/build (mobile/cache.py)
 
     def validate(self) -> None:
         from conversion.base import KNOWN_BACKENDS, PLANNED_BACKENDS
@@ -101,22 +104,37 @@ def build_config_from(opts: dict) -> BuildConfig:
 # --- small pieces -------------------------------------------------------------------------------
 
 class Stages:
-    """Wall time per stage, printed as it goes."""
+    """Wall time per stage and whether the cache supplied it. What is printed fits where it goes: nothing
+    with --quiet; on a terminal a line when a stage starts (its progress bars follow) and one when it ends;
+    in a log (stderr not a terminal) one line per stage, when it ends."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, tty: bool = False):
         self.rows: list[dict] = []
-        self.quiet = quiet
+        self.quiet, self.tty = quiet, tty
         self.t0 = time.perf_counter()
+
+    def say(self, line: str) -> None:
+        if not self.quiet:
+            print(line, file=sys.stderr, flush=True)
 
     @contextmanager
     def __call__(self, name: str, announce: bool = True):
+        """Yields the stage's row: set row["cached"] = True when the cache supplied it, row["note"] for the log."""
         t = time.perf_counter()
-        if announce and not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:6.0f} s] {name} ...", file=sys.stderr, flush=True)
+        row = {"stage": name, "seconds": 0.0, "cached": False}
+        if announce and self.tty:
+            self.say(f"[{t - self.t0:6.0f} s] {name} ...")
+        ok = False
         try:
-            yield
+            yield row
+            ok = True
         finally:
-            self.rows.append({"stage": name, "seconds": round(time.perf_counter() - t, 2)})
+            row["seconds"] = round(time.perf_counter() - t, 2)
+            self.rows.append(row)
+            if announce:
+                how = " (from cache)" if row["cached"] else "" if ok else " (failed)"
+                note = f"; {row['note']}" if row.get("note") else ""
+                self.say(f"[{time.perf_counter() - self.t0:6.0f} s] {name}: {row['seconds']:.1f} s{how}{note}")
 
     @property
     def total(self) -> float:
@@ -191,8 +209,12 @@ def plan_variants(cfg: BuildConfig) -> list[tuple[str, str, str]]:
     return out
 
 
-def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -> Path:
-    """Run the whole build; return the bundle folder. Raises AnyIRError on a user error."""
+def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build", verbose: bool = False,
+          tty: bool | None = None) -> Path:
+    """Run the whole build; return the bundle folder. Raises AnyIRError on a user error.
+
+    quiet: nothing on stderr but errors; verbose: each verification's table too; tty: progress bars and
+    stage start lines (default: whether stderr is a terminal; never with quiet)."""
     import anyir_core
     cfg.validate()
     from anyir_core.inspect import count_macs, count_parameters
@@ -200,11 +222,15 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     from conversion.base import file_sha256, tool_versions
     from conversion.source import ModelSource
 
+    from .cache import BuildCache
+    from .logs import third_party_progress
+
     overlap = DEFAULT_OVERLAP if cfg.overlap is None else cfg.overlap
     tile = cfg.tile
     if not 0 <= overlap < min(tile) // 2:
         raise AnyIRError(f"overlap {overlap} must be in [0, {min(tile) // 2}) for a {tile[0]}x{tile[1]} tile")
-    stages = Stages(quiet)
+    bars = (sys.stderr.isatty() if tty is None else tty) and not quiet
+    stages = Stages(quiet, tty=bars)
     src = ModelSource(cfg.checkpoint, preset=cfg.preset)
     with stages("check the checkpoint", announce=False):  # a user error here is one line, nothing else
         src.fp32_model()  # a bad checkpoint fails here, before anything is written
@@ -215,13 +241,14 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     if dest.exists() and not cfg.force:
         raise AnyIRError(f"{dest} exists; pass --force to replace it, or --version/--name to build beside it")
     variants = plan_variants(cfg)
+    cache = BuildCache(cfg.cache_dir, enabled=cfg.cache, say=stages.say)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
     tmp = Path(cfg.out) / f".{name}-{version}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        with _terminate_as_interrupt():
-            manifest = _build_into(tmp, cfg, src, eager, variants, tile, overlap, stages, quiet)
+        with _terminate_as_interrupt(), third_party_progress(bars):
+            manifest = _build_into(tmp, cfg, src, eager, variants, tile, overlap, stages, cache, verbose)
             manifest.update(name=name, version=version,
                             builder={"tool": f"anyir-mobile {anyir_core.__version__}",
                                      "tools": tool_versions("torch", "executorch", "litert-torch", "ai-edge-litert",
@@ -230,12 +257,12 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
             manifest["model"].update(parameters=count_parameters(eager.model), macs_per_tile=count_macs(eager.model, tile),
                                      checkpoint={"name": str(cfg.checkpoint), "sha256": file_sha256(src.checkpoint_path),
                                                  "bytes": src.checkpoint_path.stat().st_size})
-            manifest["build"] = {"stages": stages.rows, "seconds": stages.total}
+            manifest["build"] = _build_record(stages, cache)
             with stages("report and model card"):
                 from .report import write_model_card, write_report
                 write_report(tmp, manifest)
                 write_model_card(tmp, manifest, src)
-            manifest["build"] = {"stages": stages.rows, "seconds": stages.total}
+            manifest["build"] = _build_record(stages, cache)
             _write_manifest(tmp, manifest)
             errors = schema_errors(json.loads((tmp / "manifest.json").read_text()))
             if errors:
@@ -248,26 +275,82 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build") -
     return dest
 
 
+def _build_record(stages: Stages, cache) -> dict:
+    return {"stages": stages.rows, "seconds": stages.total,
+            "cache": {"enabled": cache.enabled, "hits": sum(r["cached"] for r in stages.rows),
+                      "problems": list(cache.problems)}}
+
+
 def _write_manifest(root: Path, manifest: dict) -> None:
     manifest["files"] = _file_table(root)
     order = ["schema", "name", "version", "created", "builder", "model", "input", "quantization", "default_artifact",
-             "artifacts", "failed", "host_latency", "profiles", "build", "files"]
+             "ranking", "artifacts", "failed", "host_latency", "profiles", "build", "files"]
     text = json.dumps({k: manifest[k] for k in order if k in manifest}, indent=2) + "\n"
     (root / "manifest.json").write_text(text)
 
 
-def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overlap, stages, quiet) -> dict:
-    from conversion.base import InputSpec, get_backend, write_record
+# --- the cache keys: what each stage reads (mobile/cache.py adds the project's version, the hash of the
+# source files named here and what they import, and the versions of the packages named here) ---------
 
+COMMON_TOOLS = ("torch", "torchao", "numpy")
+DATA_TOOLS = ("pillow", "scikit-image", "scikit-learn", "matplotlib", "scipy")  # the built-in photos and degradations
+BACKEND_TOOLS = {"executorch": ("executorch",), "tflite": ("litert-torch", "ai-edge-litert"), "coreml": ("coremltools",)}
+
+
+def _tools(backend: str, data: bool = False) -> tuple[str, ...]:
+    return COMMON_TOOLS + BACKEND_TOOLS.get(backend, ()) + (DATA_TOOLS if data else ())
+
+
+def _backend_module(backend: str) -> str:
+    from conversion.base import KNOWN_BACKENDS
+    return KNOWN_BACKENDS[backend]
+
+
+def _run_input(art, cfg: BuildConfig, quant: dict | None) -> dict:
+    """What a stage that runs an artifact depends on besides its code: the file's bytes, how it is fed, the
+    reference it is compared with."""
+    return {"artifact_sha256": art.sha256, "backend": art.backend, "precision": art.precision,
+            "input": art.to_dict()["input"], "checkpoint_sha256": art.checkpoint_sha256,
+            "quant": _quant_key(quant) if art.precision == "int8" else None, "tasks": list(cfg.tasks)}
+
+
+def _quant_key(quant: dict | None) -> dict | None:
+    """The part of a quantization state an int8 export reads: the learned state and the scheme it was
+    trained for (quant.json's paths and log do not enter: a state reused from the cache may name the
+    checkpoint by another path)."""
+    if not quant:
+        return None
+    return {"state_sha256": quant["sha256"], "scheme": quant["scheme"],
+            "float_levels": quant.get("recipe", {}).get("float_levels", 0)}
+
+
+def _own_record(art, cfg: BuildConfig) -> None:
+    """The record as this bundle has it: the checkpoint as named in this build, an int8 artifact's state
+    relative to the artifact's folder (so it survives being moved), no state for the others."""
+    art.source = {**art.source, "checkpoint": str(cfg.checkpoint),
+                  "quant_state": "../provenance/quant" if art.precision == "int8" else None}
+
+
+def _verdict_note(v: dict) -> str:
+    return (f"{'pass' if v['passed'] else 'BELOW THRESHOLD'}: {v['numeric_psnr_min']:.1f} dB vs its reference "
+            f"(floor {v['threshold']:.0f})")
+
+
+def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overlap, stages, cache,
+                verbose: bool = False) -> dict:
+    from conversion.base import Artifact, InputSpec, get_backend, write_record
+
+    from .cache import stage_key
     from .measure import host_latency, photo_quality
 
     failed: list[dict] = []
     quant = None
+    quiet, bars = stages.quiet, stages.tty
     needs_int8 = any(p == "int8" for _, p, _ in variants)
     if needs_int8:
-        with stages("quantize (QAT)" if not cfg.quant_state else "quantization state"):
+        with stages("quantize (QAT)" if not cfg.quant_state else "quantization state") as row:
             try:
-                quant = _quant_state(root, cfg, src, quiet)
+                quant, row["cached"] = _quant_state(root, cfg, src, not bars, cache)
             except TrainingInterrupted:  # Ctrl-C / SIGTERM during QAT: abort the build, not just int8
                 raise KeyboardInterrupt from None
             except AnyIRError as e:
@@ -277,29 +360,47 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                            for b, p, lay in variants if p == "int8"]
                 variants = [v for v in variants if v[1] != "int8"]
 
+    ck = {"checkpoint_sha256": src.checkpoint_sha256, "preset": src.preset}
     built = []  # (Artifact, folder, verify result)
     for b, p, layout in variants:
         vid = f"{b}-{p}" + ("" if layout == "NCHW" else f"-{layout.lower()}")
         stage = "export"
         try:
-            with stages(f"export {vid}"):
+            with stages(f"export {vid}") as row:
                 backend = get_backend(b)
                 spec = InputSpec(height=tile[0], width=tile[1], layout=layout)
                 backend.check(p, layout)
                 folder = root / PLATFORMS.get(b, ("android",))[0]
                 folder.mkdir(exist_ok=True)
                 file = folder / f"{src.preset}-{b}-{p}-{tile[0]}x{tile[1]}{'' if layout == 'NCHW' else '-' + layout.lower()}{backend.suffix}"
-                art = backend.export(src, spec, p, file)
-                if p == "int8":
-                    art.source["quant_state"] = "../provenance/quant"  # relative to the artifact's folder
-                art.source["checkpoint"] = str(cfg.checkpoint)
+                mod = _backend_module(b)
+                key = stage_key("export", {**ck, "backend": b, "precision": p, "layout": layout, "tile": list(tile),
+                                           "file": file.name, "quant": _quant_key(quant) if p == "int8" else None},
+                                (mod, "conversion.source"), _tools(b))
+                hit = cache.get("export", key)
+                if hit:
+                    _copy(hit.file(file.name), file)
+                    art, row["cached"] = Artifact.from_dict(hit.data["record"]), True
+                else:
+                    art = backend.export(src, spec, p, file)
+                _own_record(art, cfg)
                 write_record(art, folder)
+                if not hit:
+                    cache.put("export", key, {"record": art.to_dict()}, {file.name: file})
             stage = "verify"
-            with stages(f"verify {vid}"):
-                from conversion.verify import verify
-                v = verify(file, checkpoint=cfg.checkpoint, quant_state=str(root / "provenance" / "quant") if p == "int8" else None,
-                           tasks=tuple(cfg.tasks), progress=not quiet)
-            if not quiet:
+            with stages(f"verify {vid}") as row:
+                key = stage_key("verify", _run_input(art, cfg, quant), ("conversion.verify", mod), _tools(b, data=True),
+                                host=True)
+                hit = cache.get("verify", key)
+                if hit:
+                    v, row["cached"] = hit.data, True
+                else:
+                    from conversion.verify import verify
+                    v = verify(file, checkpoint=cfg.checkpoint, quant_state=str(root / "provenance" / "quant") if p == "int8" else None,
+                               tasks=tuple(cfg.tasks), progress=bars)
+                    v = cache.put("verify", key, v)
+                row["note"] = _verdict_note(v)
+            if verbose:
                 from conversion.verify import format_verdict
                 print(format_verdict(v), file=sys.stderr)
             stage = "restore photos"
@@ -307,8 +408,14 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             if getattr(runner, "emulated", False):
                 photos = []  # Core ML off Apple hardware: the reference interpreter checked the tiles; photos are not
             else:        # worth minutes of numpy per artifact (`anyir restore --backend coreml` still runs them)
-                with stages(f"restore held-out photos {vid}"):
-                    photos = photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)
+                with stages(f"restore held-out photos {vid}") as row:
+                    key = stage_key("photos", {**_run_input(art, cfg, quant), "tile": list(tile), "overlap": overlap},
+                                    ("mobile.measure", mod), _tools(b, data=True), host=True)
+                    hit = cache.get("photos", key)
+                    if hit:
+                        photos, row["cached"] = hit.data["rows"], True
+                    else:
+                        photos = cache.put("photos", key, {"rows": photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)})["rows"]
             built.append({"id": vid, "art": art, "folder": folder, "verify": v, "photos": photos, "runner": runner})
         except AnyIRError as e:
             if _INTERRUPTED:  # a backend wrapped the signal's KeyboardInterrupt in its own error: still abort
@@ -328,9 +435,10 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             if not quiet:
                 print(f"  {vid}: {stage} failed: {type(e).__name__}: {e}", file=sys.stderr)
 
-    with stages("host latency, side by side"):
+    with stages("host latency, side by side") as row:
         lat = host_latency(eager, [(x["id"], x["runner"]) for x in built if not getattr(x["runner"], "emulated", False)],
                            tile, cfg.repeats)
+        row["note"] = "measured in this build (never cached)"
 
     entries = []
     for x in built:
@@ -362,15 +470,24 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
         from .vectors import write_vectors
         write_vectors(root / "testvectors", {x["id"]: x["runner"] for x in built}, tile, overlap,
                       tolerances={x["id"]: x["verify"]["threshold"] for x in built})
-    default = next((e["id"] for b, p in PREFERENCE for e in entries
-                    if e["backend"] == b and e["precision"] == p and e["status"] == "ok"), None)
-    if default is None and entries:
-        default = entries[0]["id"]
+    ranking = rankings(entries)
+    default = host_default(entries, ranking)
     if entries:
-        with stages("before/after images"):
-            from .report import before_after
-            runner = next(x["runner"] for x in built if x["id"] == default)
-            before_after(root / "report" / "before_after.jpg", runner.run_nchw, tile, overlap, cfg.tasks)
+        with stages("before/after images") as row:
+            x = next(x for x in built if x["id"] == default)
+            out = root / "report" / "before_after.jpg"
+            key = stage_key("before_after", {**_run_input(x["art"], cfg, quant), "tile": list(tile), "overlap": overlap},
+                            ("mobile.report", _backend_module(x["art"].backend)), _tools(x["art"].backend, data=True),
+                            host=True)
+            hit = cache.get("before_after", key)
+            if hit:
+                out.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(hit.file(out.name), out)
+                row["cached"] = True
+            else:
+                from .report import before_after
+                before_after(out, x["runner"].run_nchw, tile, overlap, cfg.tasks)
+                cache.put("before_after", key, {}, {out.name: out})
     if not entries:
         raise AnyIRError("no artifact was built: " + "; ".join(f"{f['backend']} {f['precision']}: {f['error']}" for f in failed))
     from conversion.quantize import checkpoint_sidecar
@@ -390,10 +507,49 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
                   "plan": "per axis n = 1 + ceil((L - T) / (T - overlap)) tiles, origin_i = floor(i * (L - T) / (n - 1))"},
         "quantization": quant,
         "default_artifact": default,
+        "ranking": ranking,
         "artifacts": entries,
         "failed": failed,
         "host_latency": lat,
     }
+
+
+# --- which artifact first, per platform ---------------------------------------------------------
+
+PRECISION_RANK = ("int8", "int8w", "fp16", "fp32")  # phones: int8 kernels (and NPUs) first, then half, then float
+IOS_RUNTIME_RANK = ("coreml", "executorch")  # Core ML can schedule the Neural Engine; the .pte runs XNNPACK on CPU
+
+
+def rankings(entries: list[dict]) -> dict:
+    """Passing artifacts, best first, per platform. host: by the host latency this build measured (Core ML
+    is not timed here, so it is never in it). android / ios: by a rule that takes nothing from the host's
+    timing (a build host's CPU says little about a phone's): precision (PRECISION_RANK), then runtime on
+    iOS (IOS_RUNTIME_RANK), then the smaller file, then the id. Device profiles (`anyir profile --target
+    android|ios`) are what measures a phone."""
+    ok = [e for e in entries if e["status"] == "ok"]
+
+    def rank(seq, e):
+        return seq.index(e) if e in seq else len(seq)
+
+    def phone(plat: str, runtimes: tuple = ()) -> list[str]:
+        mine = [e for e in ok if plat in e["paths"]]
+        return [e["id"] for e in sorted(mine, key=lambda e: (rank(PRECISION_RANK, e["precision"]),
+                                                             rank(runtimes, e["backend"]), e["bytes"], e["id"]))]
+    timed = [e for e in ok if e["latency"].get("host_ms_median") is not None]
+    return {"android": phone("android"), "ios": phone("ios", IOS_RUNTIME_RANK),
+            "host": [e["id"] for e in sorted(timed, key=lambda e: (e["latency"]["host_ms_median"], e["id"]))]}
+
+
+def host_default(entries: list[dict], ranking: dict) -> str | None:
+    """`anyir restore`'s artifact when none is named: the fastest passing one measured in this build; when no
+    timed artifact passed, the fastest timed one (its status says below-threshold); when nothing was timed
+    (only Core ML built), the first."""
+    if ranking["host"]:
+        return ranking["host"][0]
+    timed = [e for e in entries if e["latency"].get("host_ms_median") is not None]
+    if timed:
+        return min(timed, key=lambda e: (e["latency"]["host_ms_median"], e["id"]))["id"]
+    return entries[0]["id"] if entries else None
 
 
 def _copy(a: Path, b: Path) -> None:
@@ -411,36 +567,57 @@ def _training_summary(side: dict) -> dict:
             **({"metrics": side["metrics"]} if "metrics" in side else {})}
 
 
-def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool) -> dict:
+def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool, cache=None) -> tuple[dict, bool]:
+    """The quantization state every int8 artifact is converted from, in provenance/quant: copied from
+    --quant-state, from the cache, or made by QAT here. Returns (its manifest entry, whether the cache gave it)."""
+    from dataclasses import asdict
+
     from conversion.quantize import STATE_FILE, checkpoint_sidecar, quant_config_from, quantize
+
+    from .cache import data_fingerprint, stage_key
+    files = ("quant.json", STATE_FILE)
     dest = root / "provenance" / "quant"
     dest.parent.mkdir(parents=True, exist_ok=True)
+    cached = False
     if cfg.quant_state:
         qs = Path(cfg.quant_state)
         if not (qs / STATE_FILE).is_file():
             raise AnyIRError(f"{qs}: not a quantization state folder (no {STATE_FILE}); make one with `anyir qat`")
         dest.mkdir()
-        for f in ("quant.json", STATE_FILE):
+        for f in files:
             shutil.copy2(qs / f, dest / f)
     else:
         opts = dict(cfg.qat)
         tasks = checkpoint_sidecar(src.checkpoint).get("recipe", {}).get("tasks")
         if "tasks" not in opts and tasks:
             opts["tasks"] = tasks
-        work = root.parent / f"{root.name}-qat"
-        shutil.rmtree(work, ignore_errors=True)
-        try:
-            quantize(cfg.checkpoint, work, quant_config_from(opts), preset=src.preset, quiet=quiet)
+        qcfg = quant_config_from(opts)
+        key = stage_key("qat", {"checkpoint_sha256": src.checkpoint_sha256, "preset": src.preset, "recipe": asdict(qcfg),
+                                "data": data_fingerprint(qcfg.data)},
+                        ("conversion.quantize",), COMMON_TOOLS + DATA_TOOLS)
+        hit = cache.get("qat", key) if cache is not None else None
+        if hit:
             dest.mkdir()
-            for f in ("quant.json", STATE_FILE):
-                shutil.copy2(work / f, dest / f)
-        finally:
+            for f in files:
+                shutil.copy2(hit.file(f), dest / f)
+            cached = True
+        else:
+            work = root.parent / f"{root.name}-qat"
             shutil.rmtree(work, ignore_errors=True)
+            try:
+                quantize(cfg.checkpoint, work, qcfg, preset=src.preset, quiet=quiet)
+                dest.mkdir()
+                for f in files:
+                    shutil.copy2(work / f, dest / f)
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+            if cache is not None:
+                cache.put("qat", key, {}, {f: dest / f for f in files})
     src.quant_state = str(dest)
     info = src.quant_info()  # refuses a state from another checkpoint
     return {"scheme": info["scheme"], "mode": info["mode"], "steps": int(info.get("steps", 0)),
             "sha256": info["sha256"], "recipe": info.get("recipe", {}),
-            "files": [f"provenance/quant/{f}" for f in ("quant.json", STATE_FILE)]}
+            "files": [f"provenance/quant/{f}" for f in files]}, cached
 
 
 # --- bundle verify ------------------------------------------------------------------------------

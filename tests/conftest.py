@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 # pytest-xdist runs one worker per core (pyproject addopts): one torch thread each; a plain run takes 2
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
+os.environ["ANYIR_CACHE_DIR"] = tempfile.mkdtemp(prefix="anyir-test-cache-")  # builds never reuse a cache across runs
 
 
 def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> torch.nn.Module:
