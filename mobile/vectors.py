@@ -16,6 +16,8 @@ tests can load it without a numpy reader (raw little-endian arrays + a JSON inde
     int8_io.i8 / .f32         the first tile quantized as a full-integer model takes it, and dequantized back
     exif_*.u8                 a 2 x 3 RGB image and its upright form for each EXIF orientation 1-8
     pad_*.f32                 small images and their reflect padding to a 16 x 16 tile
+    int8_ties*                values exactly halfway between int8 steps and their quantization (half to even)
+    standin_*.png             a seeded 301 x 451 photo and its restoration by a stand-in model (RULES["standin"])
 
 Plan order is row-major: for y in ys, for x in xs. Every rule an app must mirror is named in `rules`.
 """
@@ -39,6 +41,10 @@ RULES = {
              "wsum += w in float32, tile by tile in plan order; out = acc / wsum",
     "to_float": "v / 255 in float32 per 8-bit channel (R, G, B of ARGB); alpha unused",
     "to_8bit": "floor(clip(v, 0, 1) * 255 + 0.5) in float32",
+    "exactness": "bit-identical: an app's 8-bit output equals the reference's in every value (same float32 "
+                 "operations in the same order), not merely within one level",
+    "standin": "tile i in plan order: out = x if i is even, else 0.5 * (1 - x), in float32 (a model whose "
+               "neighbouring tiles disagree, so the blend decides every overlapped pixel)",
     "quantize": "q = clip(round_half_even(v / scale) + zero_point, -128, 127); v = (q - zero_point) * scale",
     "exif": "orientation 1-8 as PIL.ImageOps.exif_transpose; others are ignored",
 }
@@ -95,6 +101,31 @@ def exif_vectors(folder: Path) -> dict:
     return out
 
 
+def standin_vectors(folder: Path, tile: tuple[int, int], overlap: int) -> dict:
+    """A seeded 301 x 451 8-bit photo restored by the stand-in model of RULES["standin"]: several bands and
+    columns of disagreeing tiles, checkable without any runtime (and so on a platform that cannot run Python)."""
+    from PIL import Image
+    from anyir_core.tiling import Photo, restore_tiled, write_photo
+    rgb8 = np.random.default_rng(7).integers(0, 256, (301, 451, 3), dtype=np.uint8)
+    Image.fromarray(rgb8, "RGB").save(folder / "standin_photo.png")
+    calls = [0]
+
+    def model(x: np.ndarray) -> np.ndarray:
+        i, calls[0] = calls[0], calls[0] + 1
+        return x.copy() if i % 2 == 0 else (np.float32(0.5) * (np.float32(1) - x)).astype(np.float32)
+    out = restore_tiled(rgb8.astype(np.float32) / np.float32(255.0), model, tile, overlap)
+    write_photo(folder / "standin_restored.png", out, Photo(rgb=out))
+    return {"photo": "standin_photo.png", "restored": "standin_restored.png", "size": [301, 451], "tiles": calls[0]}
+
+
+def tie_vectors(folder: Path) -> dict:
+    """Values that land exactly halfway between two int8 steps (the tile's k/255 pixels never do)."""
+    scale, zp = 0.5, 3
+    x = np.array([-0.25, 0.25, 0.75, 1.25, 1.75, -64.75, 62.25, 100.0, -100.0, 0.0], dtype=np.float32)
+    return {"scale": scale, "zero_point": zp, "input": _f32(folder / "int8_ties_input.f32", x),
+            "quantized": _raw(folder / "int8_ties.i8", quantize_int8(x, scale, zp), "i1", "int8")}
+
+
 class _Recorder:
     """Wraps a runner: returns its outputs and keeps every tile's input and output in call order."""
 
@@ -143,6 +174,8 @@ def write_vectors(folder: str | Path, runners: dict, tile: tuple[int, int], over
                                             (q.astype(np.float32) - INT8_IO["zero_point"]) * np.float32(INT8_IO["scale"]))}
     index["exif"] = exif_vectors(folder)
     index["padding"] = padding_vectors(folder)
+    index["int8_ties"] = tie_vectors(folder)
+    index["standin"] = standin_vectors(folder, tile, overlap)
     index["outputs"] = {}
     for rid, runner in runners.items():
         rec = _Recorder(runner)
