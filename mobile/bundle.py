@@ -438,6 +438,7 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
     with stages("host latency, side by side") as row:
         lat = host_latency(eager, [(x["id"], x["runner"]) for x in built if not getattr(x["runner"], "emulated", False)],
                            tile, cfg.repeats)
+        lat["note"] = "measured in this build on this host, never taken from the build cache"
         row["note"] = "measured in this build (never cached)"
 
     entries = []
@@ -466,10 +467,23 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             "status": "ok" if v["passed"] else "below-threshold",
             "details": art.details,
         })
-    with stages("test vectors"):
-        from .vectors import write_vectors
-        write_vectors(root / "testvectors", {x["id"]: x["runner"] for x in built}, tile, overlap,
-                      tolerances={x["id"]: x["verify"]["threshold"] for x in built})
+    with stages("test vectors") as row:  # every artifact's outputs on this host: one entry for the set
+        vec = root / "testvectors"
+        backends = sorted({x["art"].backend for x in built})
+        key = stage_key("vectors", {"artifacts": [{"id": x["id"], "artifact_sha256": x["art"].sha256,
+                                                   "input": x["art"].to_dict()["input"], "threshold": x["verify"]["threshold"]}
+                                                  for x in built], "tile": list(tile), "overlap": overlap},
+                        ("mobile.vectors", *(_backend_module(b) for b in backends)),
+                        tuple(dict.fromkeys(t for b in backends for t in _tools(b, data=True))), host=True)
+        hit = cache.get("vectors", key)
+        if hit:
+            _copy(hit.file(vec.name), vec)
+            row["cached"] = True
+        else:
+            from .vectors import write_vectors
+            write_vectors(vec, {x["id"]: x["runner"] for x in built}, tile, overlap,
+                          tolerances={x["id"]: x["verify"]["threshold"] for x in built})
+            cache.put("vectors", key, {}, {vec.name: vec})
     ranking = rankings(entries)
     default = host_default(entries, ranking)
     if entries:

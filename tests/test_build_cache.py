@@ -22,7 +22,7 @@ from mobile.cache import BuildCache, _check
 
 
 ROOT = Path(__file__).resolve().parents[1]
-UNCACHED = {"check the checkpoint", "host latency, side by side", "test vectors", "report and model card"}
+UNCACHED = {"check the checkpoint", "host latency, side by side", "report and model card"}
 
 
 def config(ck, out, cache_dir, **kw) -> BuildConfig:
@@ -99,10 +99,12 @@ def test_cold_build_fills_the_cache_and_a_warm_one_runs_none_of_its_stages(cold,
     m1 = manifest(build(config(ck, tmp_path / "dist", cache), quiet=True))
     assert schema_errors(m1) == []
     assert cached(m1) == set(stages(m1)) - UNCACHED, m1["build"]["stages"]
-    assert m1["build"]["cache"]["hits"] == len(cached(m1)) == 4
+    assert m1["build"]["cache"]["hits"] == len(cached(m1)) == 5
     a0, a1 = m0["artifacts"][0], m1["artifacts"][0]
     assert a1["sha256"] == a0["sha256"] and a1["numerics"] == a0["numerics"] and a1["quality"] == a0["quality"]
     assert m1["files"]["report/before_after.jpg"] == m0["files"]["report/before_after.jpg"]
+    assert {k: v for k, v in m1["files"].items() if k.startswith("testvectors/")} == \
+        {k: v for k, v in m0["files"].items() if k.startswith("testvectors/")}
     # the stages that are measurements of this run still ran
     assert stages(m1)["host latency, side by side"]["note"].startswith("measured in this build")
     assert m1["host_latency"]["artifacts"]["tflite-fp32-nhwc"]["host_ms_median"] > 0
@@ -124,7 +126,7 @@ def test_a_changed_setting_reruns_exactly_the_stages_that_read_it(cache_copy, tm
     ck, cache, m0 = cache_copy
     calls = Calls(monkeypatch)
     calls.forbid = {"export tflite", "verify"}
-    # the overlap is read by the whole-photo restore and the before/after images only
+    # the overlap is read by the whole-photo restore, the before/after images and the test vectors only
     m = manifest(build(config(ck, tmp_path / "dist", cache, overlap=4), quiet=True))
     assert cached(m) == {"export tflite-fp32-nhwc", "verify tflite-fp32-nhwc"}
     assert calls.n == {"photos": 1, "before_after": 1}
@@ -132,7 +134,8 @@ def test_a_changed_setting_reruns_exactly_the_stages_that_read_it(cache_copy, tm
     calls.n.clear()
     calls.forbid = {"export tflite"}
     m = manifest(build(config(ck, tmp_path / "dist", cache, tasks=["rain"]), quiet=True))
-    assert cached(m) == {"export tflite-fp32-nhwc"} and calls.n == {"verify": 1, "photos": 1, "before_after": 1}
+    assert cached(m) == {"export tflite-fp32-nhwc", "test vectors"}
+    assert calls.n == {"verify": 1, "photos": 1, "before_after": 1}
     assert set(m["artifacts"][0]["quality"]["tiles"]) == {"rain"}
     # back to the first settings: every entry is still there
     calls.n.clear()
@@ -212,7 +215,8 @@ def test_corrupt_entries_are_said_and_rebuilt(cache_copy, tmp_path, monkeypatch,
     assert any("truncated" in line for line in said) and any("bad JSON" in line for line in said)
     assert any("checksum mismatch" in line for line in said)
     assert m["build"]["cache"]["problems"] == said
-    assert cached(m) == {"export tflite-fp32-nhwc"} and calls.n == {"verify": 1, "photos": 1, "before_after": 1}
+    assert cached(m) == {"export tflite-fp32-nhwc", "test vectors"}
+    assert calls.n == {"verify": 1, "photos": 1, "before_after": 1}
     assert m["artifacts"][0]["quality"] == m0["artifacts"][0]["quality"]  # rebuilt, not the tampered copy
     assert m["files"]["report/before_after.jpg"] == m0["files"]["report/before_after.jpg"]
     calls.n.clear()
