@@ -13,7 +13,6 @@ unauthorized one, several and no --serial, a missing binary, a run that prints n
 """
 from __future__ import annotations
 
-import json
 import re
 import shlex
 import shutil
@@ -22,7 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from .profiling import ProfileError, latency_stats, new_profile, ops_table, read_result, select
+from .profiling import (ProfileError, check_same_files, latency_stats, new_profile, ops_table, read_result,
+                        select)
 
 DEVICE_DIR = "/data/local/tmp/anyir"
 APP_ID = "ai.anyir.demo"
@@ -385,10 +385,5 @@ def run_app(adb: Adb, args, remote_root: str, targets, manifest) -> list[dict]:
             time.sleep(2)
         adb.pull(result_remote, local)
         r = read_result(local)
-    want = {t.id: t.art.sha256 for t in targets}
-    for res in r["results"]:
-        a = res["artifact"]
-        if a["id"] in want and a["sha256"] != want[a["id"]]:
-            raise ProfileError(f"the app profiled a different {a['id']} (sha256 {a['sha256'][:12]}..., the bundle's is "
-                               f"{want[a['id']][:12]}...): reinstall the app with this bundle")
+    check_same_files(r["results"], targets, "reinstall the app with this bundle")
     return r["results"]

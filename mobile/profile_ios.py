@@ -17,7 +17,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from .profiling import ProfileError, read_result, select
+from .profiling import ProfileError, check_same_files, read_result, select
 
 SCHEME = "AnyIRBenchmark"
 ATTACHMENT = "anyir-profile"  # the attachment's name; xcresulttool may add a suffix to the exported file
@@ -140,12 +140,7 @@ def profile_ios(args) -> dict:
             raise ProfileError(f"xcodebuild test failed: {failure} (log: {work / 'xcodebuild.log'})")
     with tempfile.TemporaryDirectory() as tmp:
         result = read_result(export_attachments(xcresult, Path(tmp)))
-    want = {t.id: t.art.sha256 for t in targets}
-    for res in result["results"]:
-        a = res["artifact"]
-        if a["id"] in want and a["sha256"] != want[a["id"]]:
-            raise ProfileError(f"the app profiled a different {a['id']} (sha256 {a['sha256'][:12]}..., the bundle's is "
-                               f"{want[a['id']][:12]}...): rebuild the app with this bundle")
+    check_same_files(result["results"], targets, "rebuild the app with this bundle")
     check_against_log(result, parse_metrics(log))
     if bundle is not None:
         result["bundle"] = bundle

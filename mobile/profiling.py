@@ -344,24 +344,33 @@ def _reset_peak() -> bool:
         return False
 
 
-def _peak_mb() -> float:
+def _status_mb(key: str) -> float:
+    """A line of /proc/self/status in MB (VmRSS: now, VmHWM: the peak); ru_maxrss where there is no /proc."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _peak_mb() -> float:
+    return _status_mb("VmHWM")
 
 
 def _rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return _status_mb("VmRSS")
+
+
+def check_same_files(results: list[dict], targets: list[Target], fix: str) -> None:
+    """A device's results must name the bundle's own files: an app built with another bundle is refused."""
+    want = {t.id: t.art.sha256 for t in targets}
+    for res in results:
+        a = res["artifact"]
+        if a["id"] in want and a["sha256"] != want[a["id"]]:
+            raise ProfileError(f"the app profiled a different {a['id']} (sha256 {a['sha256'][:12]}..., the bundle's is "
+                               f"{want[a['id']][:12]}...): {fix}")
 
 
 def profile_host(targets: list[Target], runs: int = 10, warmup: int = 2, threads: int | None = None,

@@ -20,14 +20,13 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from kotlin_jvm import Compilation
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "android_demo"
@@ -210,52 +209,11 @@ def test_plain_kotlin_part_has_no_android_import():
         assert not bad, f"{f.name} imports {bad}: move that code out of bench/ (it must run on a plain JVM)"
 
 
-def _toolchain():
-    try:
-        import run_kotlin_kernel
-    except ImportError:
-        pytest.fail("the Kotlin compiler is missing: pip install kotlin-jupyter-kernel==0.19.0.944 "
-                    "(a declared test dependency, pyproject [test])", pytrace=False)
-    jars = Path(run_kotlin_kernel.__file__).parent / "jars"
-    compiler = sorted(jars.glob("kotlin-jupyter-kernel-*-all.jar"))
-    stdlib = [p for p in sorted(jars.glob("kotlin-stdlib-*.jar")) if "jdk" not in p.name and "common" not in p.name]
-    java = shutil.which("java")
-    if not compiler or not stdlib or java is None:
-        pytest.fail(f"no Kotlin compiler/stdlib jar in {jars} or no java on PATH", pytrace=False)
-    return compiler[-1], stdlib[-1], java
-
-
 @pytest.fixture(scope="module")
 def jvm():
-    compiler, stdlib, java = _toolchain()
-    sources = CORE_SOURCES + PLAIN_SOURCES + CHECK_SOURCES
-    h = hashlib.sha256(compiler.name.encode() + stdlib.name.encode())
-    for src in sources:
-        h.update(str(src.relative_to(DEMO)).encode() + b"\0" + src.read_bytes() + b"\0")
-    cache = Path(tempfile.gettempdir()) / "anyir-android-app" / h.hexdigest()[:20]
-    if not (cache / "OK").is_file():
-        staging = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        r = subprocess.run([java, "-cp", str(compiler), "org.jetbrains.kotlin.cli.jvm.K2JVMCompiler", "-no-stdlib",
-                            "-no-reflect", "-nowarn", "-classpath", str(stdlib), *map(str, sources), "-d", str(staging)],
-                           capture_output=True, text=True)
-        if r.returncode != 0:
-            shutil.rmtree(staging, ignore_errors=True)
-            pytest.fail(f"the app's plain Kotlin does not compile with the core:\n{r.stdout[-4000:]}{r.stderr[-4000:]}",
-                        pytrace=False)
-        (staging / "OK").write_text("compiled\n")
-        try:
-            staging.rename(cache)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-
-    def run(*args) -> list[dict]:
-        r = subprocess.run([java, "-cp", f"{cache}{os.pathsep}{stdlib}", MAIN_CLASS, *map(str, args)],
-                           capture_output=True, text=True, timeout=300)
-        assert r.returncode == 0, f"BenchmarkCheck {args[:1]} exited {r.returncode}:\n{r.stderr[-3000:]}"
-        return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
-    return run
+    job = Compilation(CORE_SOURCES + PLAIN_SOURCES + CHECK_SOURCES, DEMO, "anyir-android-app")
+    yield job.runner(MAIN_CLASS, "BenchmarkCheck")
+    job.close()
 
 
 def _artifact(aid: str, backend: str, precision: str, rel: str, data: bytes, layout: str, tools: dict,

@@ -7,18 +7,15 @@ bundle is built with the project's own builder, and every assertion here compare
 with the bundle's test vectors (mobile/vectors.py) or with anyir_core.tiling directly, so a change to
 the tiling, blend or pre-processing on either side fails a test.
 """
-import hashlib
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+from kotlin_jvm import Compilation
 
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ROOT / "android_demo" / "core"
@@ -31,77 +28,19 @@ HEAP_BOUND_MB = 96
 TIMINGS: dict = {}
 
 
-def _toolchain() -> tuple[Path, Path, str]:
-    """The compiler jar, the stdlib jar and java, or a failure that says what to install."""
-    try:
-        import run_kotlin_kernel
-    except ImportError:
-        pytest.fail("the Kotlin compiler is missing: pip install kotlin-jupyter-kernel==0.19.0.944 "
-                    "(a declared test dependency, pyproject [test])", pytrace=False)
-    jars = Path(run_kotlin_kernel.__file__).parent / "jars"
-    compiler = sorted(jars.glob("kotlin-jupyter-kernel-*-all.jar"))
-    stdlib = [p for p in sorted(jars.glob("kotlin-stdlib-*.jar")) if "jdk" not in p.name and "common" not in p.name]
-    if not compiler or not stdlib:
-        pytest.fail(f"no Kotlin compiler jar (kotlin-jupyter-kernel-*-all.jar) or stdlib jar in {jars}: reinstall "
-                    "kotlin-jupyter-kernel==0.19.0.944", pytrace=False)
-    java = shutil.which("java")
-    if java is None:
-        pytest.fail("no `java` on PATH: the Kotlin core is checked on a JDK (17)", pytrace=False)
-    return compiler[-1], stdlib[-1], java
-
-
 @pytest.fixture(scope="module")
 def compile_started():
-    """Starts compiling the core + check program (about 25 s, more on a busy host) in the background, so
-    that it overlaps the bundle build; cached in the temp dir under a hash of the sources and compiler."""
-    compiler, stdlib, java = _toolchain()
-    h = hashlib.sha256(compiler.name.encode() + stdlib.name.encode())
-    for src in SOURCES:
-        h.update(str(src.relative_to(CORE)).encode() + b"\0" + src.read_bytes() + b"\0")
-    cache = Path(tempfile.gettempdir()) / "anyir-android-core" / h.hexdigest()[:20]
-    job = {"cache": cache, "stdlib": stdlib, "java": java, "t0": time.perf_counter(), "proc": None}
-    if not (cache / "OK").is_file():
-        staging = cache.with_name(f"{cache.name}.partial-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        job["staging"] = staging
-        job["proc"] = subprocess.Popen(
-            [java, "-cp", str(compiler), "org.jetbrains.kotlin.cli.jvm.K2JVMCompiler", "-no-stdlib", "-no-reflect",
-             "-nowarn", "-classpath", str(stdlib), *map(str, SOURCES), "-d", str(staging)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """Starts compiling the core + check program in the background, so that it overlaps the bundle build."""
+    job = Compilation(SOURCES, CORE, "anyir-android-core")
     yield job
-    if job["proc"] is not None and job["proc"].poll() is None:  # the module ended before anyone waited
-        job["proc"].kill()
-        job["proc"].wait()
-        shutil.rmtree(job["staging"], ignore_errors=True)
+    job.close()
 
 
 @pytest.fixture(scope="module")
 def jvm(compile_started):
     """Runs the check program: jvm(mode, *args) -> its JSON lines (a non-zero exit fails the test)."""
-    job = compile_started
-    cache, stdlib, java, proc = job["cache"], job["stdlib"], job["java"], job["proc"]
-    if proc is not None:
-        log, _ = proc.communicate()
-        if proc.returncode != 0:
-            shutil.rmtree(job["staging"], ignore_errors=True)
-            pytest.fail(f"the Kotlin core does not compile:\n{log[-6000:]}", pytrace=False)
-        (job["staging"] / "OK").write_text("compiled\n")
-        try:
-            job["staging"].rename(cache)  # another worker may have won the race: its output is the same
-        except OSError:
-            shutil.rmtree(job["staging"], ignore_errors=True)
-        TIMINGS["compile_s"] = round(time.perf_counter() - job["t0"], 1)
-    else:
-        TIMINGS["compile_s"] = "cached"
-
-    def run(*args, heap: str | None = None, check: bool = True) -> list[dict]:
-        cmd = [java, *([f"-Xmx{heap}", "-XX:+UseSerialGC"] if heap else []), "-cp", f"{cache}{os.pathsep}{stdlib}",
-               MAIN_CLASS, *map(str, args)]
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if check and r.returncode != 0:
-            pytest.fail(f"VectorCheck {' '.join(map(str, args))} exited {r.returncode}:\n{r.stderr[-4000:]}", pytrace=False)
-        return [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    run = compile_started.runner(MAIN_CLASS, "VectorCheck")
+    TIMINGS["compile_s"] = compile_started.seconds
     return run
 
 
