@@ -316,3 +316,31 @@ def test_rankings_per_platform_do_not_inherit_the_hosts_timing():
     assert host_default(nothing_passed, rankings(nothing_passed)) == "tflite-fp32-nhwc"  # the fastest timed
     only_coreml = [e for e in entries if e["backend"] == "coreml"]
     assert host_default(only_coreml, rankings(only_coreml)) == "coreml-int8"
+
+
+def test_a_stage_is_keyed_by_the_source_files_it_runs(tmp_path, monkeypatch):
+    import mobile.cache as c
+    files = {p.relative_to(c.ROOT).as_posix() for p in c.source_files("conversion.tflite_backend", "conversion.source")}
+    assert {"conversion/tflite_backend.py", "conversion/quantize.py", "anyir_core/model.py"} <= files
+    assert "conversion/executorch_backend.py" not in files and "mobile/bundle.py" not in files
+    # a copy of the project: editing a file a stage imports changes its key, another file does not
+    for pkg in c.PROJECT_PACKAGES:
+        shutil.copytree(c.ROOT / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "schema"))
+    monkeypatch.setattr(c, "ROOT", tmp_path)
+
+    def key():
+        c.source_files.cache_clear()
+        c.source_hash.cache_clear()
+        return c.stage_key("export", {"x": 1}, ("conversion.tflite_backend", "conversion.source"), ("numpy",))
+    try:
+        k0 = key()
+        (tmp_path / "conversion/executorch_backend.py").write_text("# changed\n")
+        assert key() == k0
+        (tmp_path / "anyir_core/tiling.py").write_text("# changed\n")  # not imported by the export
+        assert key() == k0
+        with open(tmp_path / "conversion/quantize.py", "a") as f:
+            f.write("\n# changed\n")
+        assert key() != k0
+    finally:  # the memo must not keep the copy's hashes for later builds in this process
+        c.source_files.cache_clear()
+        c.source_hash.cache_clear()
