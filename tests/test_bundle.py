@@ -237,7 +237,7 @@ def test_interrupted_build_leaves_nothing(bundle, tmp_path, sig, stage):
     precision, marker = ("fp32", ".*partial*/android") if stage == "export" else ("int8", ".*partial*-qat/log.jsonl")
     p = subprocess.Popen([sys.executable, "-m", "mobile.cli", "build", "--checkpoint", str(ck), "--size", "64",
                           "--overlap", "16", "--backends", "executorch", "--precisions", precision, "--qat-steps", "500",
-                          "--out", str(out), "--quiet"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                          "--out", str(out), "--quiet", "--no-cache"], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline and not any(out.glob(marker)):
