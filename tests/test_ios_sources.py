@@ -296,7 +296,7 @@ def test_xctests_read_only_keys_and_files_the_builder_writes(vectors):
     # every kind of vector is read by some test
     assert {"format", "plans", "blend", "photo", "tile_inputs", "tile_input", "padding", "int8_io", "exif",
             "orientations", "outputs", "tile_outputs", "tile_output", "photo_restored", "rules", "dtype", "file",
-            "shape"} <= keys
+            "shape", "standin", "restored", "int8_ties"} <= keys
     missing = sorted(keys - json_keys(index))
     assert missing == [], f"the XCTests read keys the vectors do not have: {missing}"
     dtypes = {v["dtype"] for v in _specs(index)}

@@ -69,6 +69,14 @@ final class PixelsTests: XCTestCase {
         XCTAssertLessThanOrEqual(maxAbsDiff(Pixels.dequantizeInt8(got, scale: scale, zeroPoint: zp), dref), 1e-6)
     }
 
+    func testInt8TieVectorsMatchTheReference() throws {
+        let v = try Vectors.load()
+        let t = try v.index.obj("int8_ties")
+        let (x, _) = try v.f32(try t.obj("input"))
+        let (q, _) = try v.i8(try t.obj("quantized"))
+        XCTAssertEqual(Pixels.quantizeInt8(x, scale: Float(try t.double("scale")), zeroPoint: try t.int("zero_point")), q)
+    }
+
     /// Ties round half to even and the range clips, as mobile.vectors.quantize_int8 (numpy) gives for these
     /// values; the vectors' k/255 tile never hits a tie.
     func testInt8TiesAndClipping() {

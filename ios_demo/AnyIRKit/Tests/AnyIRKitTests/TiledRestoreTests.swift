@@ -16,6 +16,25 @@ final class IdentityRunner: Runner {
     func close() {}
 }
 
+/// The vectors' stand-in model (rule "standin"): tile i in plan order returns x when i is even, else
+/// 0.5 * (1 - x), in Float, so neighbouring tiles disagree and the blend decides every overlapped pixel.
+final class Alternating: Runner {
+    let tileH: Int
+    let tileW: Int
+    let layout = Layout.nchw
+    let inputType = TensorType.float32
+    let label = "alternating"
+    private(set) var calls = 0
+    init(tileH: Int, tileW: Int) { self.tileH = tileH; self.tileW = tileW }
+    func run(_ input: TileInput) throws -> [Float] {
+        guard case .floats(let v) = input else { throw AnyIRError("alternating: float tiles only") }
+        let odd = calls % 2 == 1
+        calls += 1
+        return odd ? v.map { 0.5 * (1 - $0) } : v
+    }
+    func close() {}
+}
+
 /// Presents an NCHW runner as an NHWC one, so the blend's NHWC indexing is checked by the same replay.
 final class NhwcView: Runner {
     let inner: Runner
@@ -84,6 +103,25 @@ final class TiledRestoreTests: XCTestCase {
                 XCTAssertTrue(alphaKept, "\(id) \(layout): alpha changed")
             }
         }
+    }
+
+    /// The seeded 301 x 451 photo through the stand-in model: several bands and columns of disagreeing
+    /// tiles, equal byte for byte to the reference's standin_restored.png (rule "exactness").
+    func testTheStandInModelGivesTheReferencesBytes() throws {
+        let v = try Vectors.load()
+        let standin = try v.index.obj("standin")
+        let size = try standin.intList("size")
+        let src = try v.rgbOfPNG(try standin.string("photo"), width: size[1], height: size[0])
+        var img = RGBA8Image(width: size[1], height: size[0])
+        for k in 0..<(size[0] * size[1]) { for c in 0..<3 { img.data[k * 4 + c] = src[k * 3 + c] } }
+        let tile = try v.index.intList("tile")
+        let runner = Alternating(tileH: tile[0], tileW: tile[1])
+        let out = try TiledRestore(runner: runner, overlap: try v.index.int("overlap")).restore(img)
+        XCTAssertEqual(runner.calls, try standin.int("tiles"))
+        let want = try v.rgbOfPNG(try standin.string("restored"), width: size[1], height: size[0])
+        var differing = 0
+        for k in 0..<(size[0] * size[1]) { for c in 0..<3 where out.data[k * 4 + c] != want[k * 3 + c] { differing += 1 } }
+        XCTAssertEqual(differing, 0, "samples that differ from standin_restored.png")
     }
 
     func testIdentityRunnerGivesThePhotoBack() throws {
