@@ -302,7 +302,9 @@ def edited_manifests(bundle, tmp_path_factory):
                           _variant(m, "tflite-fp32-nhwc", "tflite", "fp32", {"ai-edge-litert": "2.3.0"}),
                           _variant(m, "executorch-int8", "executorch", "int8", {"executorch": "1.5.1"}, status="below-threshold"),
                           _variant(m, "coreml-fp16", "coreml", "fp16", {"coremltools": "9.0"}, paths=("ios",))]
-    return {"corrupt": put("corrupt.json", text[: len(text) // 2]), "newer": put("newer.json", newer),
+    ranked = json.loads(json.dumps(more))  # the build's android ranking, not the host's default, orders the list
+    ranked["ranking"] = {"android": ["tflite-fp32-nhwc", "tflite-int8-nhwc", "executorch-fp32"], "ios": ["coreml-fp16"]}
+    return {"corrupt": put("corrupt.json", text[: len(text) // 2]), "ranked": put("ranked.json", ranked), "newer": put("newer.json", newer),
             "no_input": put("no_input.json", no_input), "no_sha": put("no_sha.json", no_sha),
             "bad_tile": put("bad_tile.json", bad_tile), "bad_range": put("bad_range.json", bad_range), "more": put("more.json", more), "good": bundle / "manifest.json"}
 
@@ -328,11 +330,16 @@ def test_manifests_it_does_not_understand_are_refused_by_name(manifest_results):
 
 
 def test_artifact_order_and_int8_io_from_the_manifest(jvm, edited_manifests):
-    """The android list: passed before failed, the default first among equals, then PREFERENCE; the
-    int8 I/O quantization is read from details.io; Core ML is not offered to Android."""
+    """The android list: passed before failed, then the manifest's ranking for the platform, then PREFERENCE
+    for what it does not name (never the host's default_artifact); the int8 I/O quantization is read from
+    details.io; Core ML is not offered to Android."""
     (k,) = jvm("manifest-view", edited_manifests["more"])
     assert k["android"] == ["executorch-fp32", "tflite-int8-nhwc", "tflite-fp32-nhwc", "executorch-int8"]
     assert k["ios"] == ["executorch-fp32", "coreml-fp16"]
+    (r,) = jvm("manifest-view", edited_manifests["ranked"])
+    assert r["default"] == "executorch-fp32"  # the host's pick, which the phone list does not follow
+    assert r["android"] == ["tflite-fp32-nhwc", "tflite-int8-nhwc", "executorch-fp32", "executorch-int8"]
+    assert r["ios"] == ["coreml-fp16", "executorch-fp32"]
     types = {a["id"]: a["input_type"] for a in k["artifacts"]}
     assert types["tflite-int8-nhwc"] == f"int8 (scale {str(np.float32(1 / 255))}, zero point -128)"
     quant = {a["id"]: a["input_quantization"] for a in k["artifacts"]}

@@ -11,6 +11,8 @@ class Manifest(
     val input: ManifestInput,
     val artifacts: List<ManifestArtifact>,
     val defaultArtifact: String?,
+    /** The build's order per platform (manifest "ranking"); the host's default is not a phone's choice. */
+    val ranking: Map<String, List<String>> = emptyMap(),
 ) {
     fun artifact(id: String): ManifestArtifact =
         artifacts.firstOrNull { it.id == id }
@@ -18,13 +20,17 @@ class Manifest(
 
     /**
      * The artifacts an app on [platform] ("android", "ios") can load, best first: those that passed
-     * their numeric check before those that did not, the manifest's default first among equals, then
-     * mobile/bundle.py's PREFERENCE (fastest first), then the manifest's order.
+     * their numeric check before those that did not, then the manifest's ranking for that platform
+     * (default_artifact is the build host's fastest and is not used), then mobile/bundle.py's PREFERENCE
+     * for artifacts the ranking does not name, then the manifest's order.
      */
-    fun artifactsFor(platform: String): List<ManifestArtifact> =
-        artifacts.filter { platform in it.paths }.sortedWith(
-            compareBy<ManifestArtifact>({ if (it.usable) 0 else 1 }, { if (it.id == defaultArtifact) 0 else 1 },
+    fun artifactsFor(platform: String): List<ManifestArtifact> {
+        val ranked = ranking[platform].orEmpty()
+        return artifacts.filter { platform in it.paths }.sortedWith(
+            compareBy<ManifestArtifact>({ if (it.usable) 0 else 1 },
+                { ranked.indexOf(it.id).let { i -> if (i < 0) ranked.size else i } },
                 { preferenceRank(it.backend, it.precision) }).thenBy { artifacts.indexOf(it) })
+    }
 
     companion object {
         const val SCHEMA = "anyir-mobile/manifest/1"
@@ -68,7 +74,8 @@ class Manifest(
             if (default != null && arts.none { it.id == default }) {
                 throw ManifestError("manifest field \"default_artifact\" names \"$default\", which is not among the artifacts")
             }
-            return Manifest(top.string("name"), top.string("version"), input, arts, default)
+            val ranking = top.optObj("ranking")?.let { r -> r.keys().associateWith { r.stringList(it) } } ?: emptyMap()
+            return Manifest(top.string("name"), top.string("version"), input, arts, default, ranking)
         }
 
         private fun readArtifact(a: Fields): ManifestArtifact {
@@ -166,6 +173,7 @@ internal class Fields(private val map: Map<*, *>, private val path: String) {
     fun intList(key: String): List<Int> = list(key).map { v ->
         (v as? Long)?.takeIf { it in Int.MIN_VALUE..Int.MAX_VALUE }?.toInt() ?: wrong(key, "a list of integers", v)
     }
+    fun stringList(key: String): List<String> = list(key).map { v -> v as? String ?: wrong(key, "a list of strings", v) }
     fun doubleList(key: String): List<Double> = list(key).map { v -> (v as? Number)?.toDouble() ?: wrong(key, "a list of numbers", v) }
     fun objList(key: String): List<Fields> = list(key).mapIndexed { i, v ->
         Fields(v as? Map<*, *> ?: wrong("$key[$i]", "an object", v), "${where(key)}[$i]")
