@@ -174,6 +174,13 @@ public struct Fields {
         }
     }
 
+    public func stringList(_ key: String) throws -> [String] {
+        return try list(key).map { v in
+            guard let s = v as? String else { throw wrong(key, "a list of strings", v) }
+            return s
+        }
+    }
+
     public func doubleList(_ key: String) throws -> [Double] {
         return try list(key).map { v in
             guard let d = Json.number(v) else { throw wrong(key, "a list of numbers", v) }

@@ -69,6 +69,8 @@ public struct Manifest {
     public let input: ManifestInput
     public let artifacts: [ManifestArtifact]
     public let defaultArtifact: String?
+    /// The build's order per platform (manifest "ranking"); the host's default is not a phone's choice.
+    public let ranking: [String: [String]]
     public let files: [String: FileEntry]
 
     public func artifact(_ id: String) throws -> ManifestArtifact {
@@ -83,13 +85,16 @@ public struct Manifest {
     }
 
     /// The artifacts an app on `platform` ("android", "ios") can load, best first: those that passed
-    /// their numeric check before those that did not, the manifest's default first among equals, then
-    /// PREFERENCE (fastest first), then the manifest's order.
+    /// their numeric check before those that did not, then the manifest's ranking for that platform
+    /// (default_artifact is the build host's fastest and is not used), then PREFERENCE for artifacts the
+    /// ranking does not name, then the manifest's order.
     public func artifactsFor(_ platform: String) -> [ManifestArtifact] {
+        let ranked = ranking[platform] ?? []
         let indexed = artifacts.enumerated().filter { $0.element.paths[platform] != nil }
         func key(_ e: (offset: Int, element: ManifestArtifact)) -> [Int] {
             let a = e.element
-            return [a.usable ? 0 : 1, a.id == defaultArtifact ? 0 : 1, Manifest.preferenceRank(a.backend, a.precision), e.offset]
+            return [a.usable ? 0 : 1, ranked.firstIndex(of: a.id) ?? ranked.count,
+                    Manifest.preferenceRank(a.backend, a.precision), e.offset]
         }
         return indexed.sorted { key($0).lexicographicallyPrecedes(key($1)) }.map { $0.element }
     }
@@ -129,6 +134,10 @@ public struct Manifest {
         if let def, !arts.contains(where: { $0.id == def }) {
             throw ManifestError("manifest field \"default_artifact\" names \"\(def)\", which is not among the artifacts")
         }
+        var ranking: [String: [String]] = [:]
+        if let r = try top.optObj("ranking") {
+            for platform in r.keys() { ranking[platform] = try r.stringList(platform) }
+        }
         var files: [String: FileEntry] = [:]
         let table = try top.obj("files")
         for path in table.keys() {
@@ -136,7 +145,7 @@ public struct Manifest {
             files[path] = FileEntry(bytes: try f.long("bytes"), sha256: try f.string("sha256"))
         }
         return Manifest(name: try top.string("name"), version: try top.string("version"), input: input,
-                        artifacts: arts, defaultArtifact: def, files: files)
+                        artifacts: arts, defaultArtifact: def, ranking: ranking, files: files)
     }
 
     static func readArtifact(_ a: Fields) throws -> ManifestArtifact {

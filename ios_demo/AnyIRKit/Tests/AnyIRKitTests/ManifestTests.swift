@@ -56,6 +56,16 @@ final class ManifestTests: XCTestCase {
         XCTAssertEqual(m.artifactFiles(try m.artifact("executorch-fp32")), ["ios/m.pte"])
     }
 
+    func testThePlatformRankingOrdersArtifactsNotTheHostDefault() throws {
+        var d = ManifestTests.sample()
+        d["ranking"] = ["ios": ["coreml-fp16", "executorch-fp32"], "host": ["executorch-fp32"]]
+        let m = try ManifestTests.read(d)
+        XCTAssertEqual(m.defaultArtifact, "executorch-fp32")  // the build host's pick
+        XCTAssertEqual(m.artifactsFor("ios").map { $0.id }, ["coreml-fp16", "executorch-fp32"])
+        d["ranking"] = ["ios": "coreml-fp16"]
+        XCTAssertTrue(message { _ = try ManifestTests.read(d) }.contains("\"ranking.ios\""))
+    }
+
     func testUnknownSchemaIsRefusedByName() {
         var d = ManifestTests.sample()
         d["schema"] = "anyir-mobile/manifest/2"
