@@ -72,9 +72,12 @@ def find_attachment(export_dir: Path) -> Path:
     return found[0][1]
 
 
-def xcodebuild_command(project: Path, destination: str, result_bundle: Path, bundle_dir: Path) -> list[str]:
+def xcodebuild_command(project: Path, destination: str, result_bundle: Path, bundle_dir: Path,
+                       team: str | None = None) -> list[str]:
+    """The run; `team` (ANYIR_DEVELOPMENT_TEAM) signs for a device, where a simulator needs none."""
     return ["xcodebuild", "test", "-project", str(project), "-scheme", SCHEME, "-destination", destination,
-            "-resultBundlePath", str(result_bundle), f"ANYIR_BUNDLE={bundle_dir.resolve()}"]
+            "-resultBundlePath", str(result_bundle), f"ANYIR_BUNDLE={bundle_dir.resolve()}",
+            *([f"DEVELOPMENT_TEAM={team}"] if team else [])]
 
 
 def test_environment(args, targets) -> dict:
@@ -96,7 +99,9 @@ def check_against_log(result: dict, metrics: list[dict]) -> None:
     clocks = [m for m in metrics if m["metric"].startswith("Clock Monotonic Time")]
     for r in result["results"]:
         lat = r.get("latency") or {}
-        tagged = [m for m in clocks if r["artifact"]["id"].replace("-", "_") in m["test"]]
+        units = r["runtime"].get("compute_units")  # the test is named test<N>_<id with _>[_<compute units>]
+        tag = r["artifact"]["id"].replace("-", "_") + (f"_{units}" if units else "")
+        tagged = [m for m in clocks if m["test"].endswith(tag)]
         if len(tagged) == 1 and lat.get("median") and tagged[0]["values"]:
             lo, hi = min(tagged[0]["values"]) * 1e3, max(tagged[0]["values"]) * 1e3
             if not (0.5 * lo <= lat["median"] <= 2.0 * hi):
@@ -127,7 +132,8 @@ def profile_ios(args) -> dict:
         destination = args.destination or f"platform=iOS,name={args.device}"
         work = Path(tempfile.mkdtemp(prefix="anyir-ios-"))
         xcresult = work / "run.xcresult"
-        cmd = xcodebuild_command(project, destination, xcresult, Path(args.source))
+        cmd = xcodebuild_command(project, destination, xcresult, Path(args.source),
+                                 team=os.environ.get("ANYIR_DEVELOPMENT_TEAM"))
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout,
                                env={**os.environ, **test_environment(args, targets)})

@@ -353,6 +353,52 @@ def test_ios_profile_from_a_result_bundle(host_profile, tmp_path):
     assert r.returncode == 2 and "profiled a different coreml-fp16" in r.stderr
 
 
+def test_ios_profile_runs_xcodebuild_and_checks_its_log(host_profile, tmp_path):
+    """The driver against stand-ins for xcodebuild (prints a log in the real format, writes the result bundle)
+    and xcrun: the command line, the settings passed to the test process, and the log cross-check."""
+    _, prof, dest = host_profile
+    res = json.loads(json.dumps(prof))
+    res["target"].update(kind="ios", reached_by="xcodebuild", device_model="iPhone16,1", os="iOS 18.1", cpu="A17 Pro")
+    row = next(x for x in res["results"] if x["artifact"]["id"] == "coreml-fp16")
+    row.update(runner="ios demo (XCTest)", is_device_timing=True, note=None,
+               runtime={**row["runtime"], "compute_units": "cpuAndNeuralEngine"},
+               latency={**row["latency"], "min": 12.1, "median": 12.16, "p90": 12.17, "max": 12.2})
+    res["results"] = [row]
+    xc_dir = tmp_path / "xc"
+    xc_dir.mkdir()
+    _, env = _xcresult(xc_dir, res)
+    project = tmp_path / "AnyIRDemo.xcodeproj"
+    project.mkdir()
+    fake = Path(env["PATH"].split(os.pathsep)[0]) / "xcodebuild"
+    fake.write_text(f"""#!{sys.executable}
+import json, os, shutil, sys
+from pathlib import Path
+a = sys.argv[1:]
+Path({str(tmp_path / 'xcodebuild.json')!r}).write_text(json.dumps({{"argv": a, "runs": os.environ.get("TEST_RUNNER_ANYIR_RUNS"),
+    "artifacts": os.environ.get("TEST_RUNNER_ANYIR_ARTIFACTS")}}))
+out = Path(a[a.index("-resultBundlePath") + 1])
+out.mkdir(parents=True)
+shutil.copy({str(xc_dir / 'run.xcresult' / 'payload.json')!r}, out / "payload.json")
+print(open({str(DATA / 'xcodebuild_test.log')!r}).read())
+""")
+    fake.chmod(0o755)
+    out = tmp_path / "iphone.json"
+    r = anyir("profile", dest, "--target", "ios", "--device", "iPhone 15 Pro", "--project", project, "--runs", 7,
+              "--out", out, env={**env, "ANYIR_DEVELOPMENT_TEAM": "ABCDE12345"})
+    assert r.returncode == 0, r.stderr
+    call = json.loads((tmp_path / "xcodebuild.json").read_text())
+    a = call["argv"]
+    assert a[:7] == ["test", "-project", str(project), "-scheme", "AnyIRBenchmark", "-destination",
+                     "platform=iOS,name=iPhone 15 Pro"]
+    assert a[7] == "-resultBundlePath" and a[9:] == [f"ANYIR_BUNDLE={dest.resolve()}", "DEVELOPMENT_TEAM=ABCDE12345"]
+    assert call["runs"] == "7" and call["artifacts"] == "executorch-fp32,coreml-fp16"  # the bundle's iOS artifacts
+    assert read_result(out)["results"][0]["latency"]["median"] == 12.16
+    row["latency"]["median"] = 120.0  # the attachment disagrees with the log's XCTClockMetric values: refused
+    (xc_dir / "run.xcresult" / "payload.json").write_text(json.dumps(res))
+    r = anyir("profile", dest, "--target", "ios", "--device", "iPhone 15 Pro", "--project", project, env=env)
+    assert r.returncode == 2 and "outside the log's XCTClockMetric values" in r.stderr, r.stderr
+
+
 def test_ios_failures_are_one_line(bundle, tmp_path):
     _, _, dest = bundle
     empty = {"PATH": str(tmp_path)}
