@@ -291,6 +291,19 @@ def test_android_failures_are_one_line(fake_phone, tmp_path):
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
+@pytest.mark.skipif(shutil.which("adb") is None, reason="Debian's adb is not installed (.ci/run installs it)")
+def test_real_adb_with_no_device_is_one_line(bundle, tmp_path):
+    """The real adb (Debian's package; no phone on these machines): the harness says no device is attached."""
+    _, _, dest = bundle
+    try:
+        r = anyir("profile", dest, "--target", "android", "--app", "--adb", shutil.which("adb"))
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.strip() == ("anyir: error: no Android device is attached: connect one with USB debugging on "
+                                    "(`adb devices` lists none)"), r.stderr
+    finally:
+        subprocess.run([shutil.which("adb"), "kill-server"], capture_output=True, timeout=30)
+
+
 # --- iOS: the xcodebuild log, the exported attachment, the driver ----------------------------------------------
 
 def test_xcodebuild_metrics_and_outcome_parsing():
