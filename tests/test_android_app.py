@@ -268,6 +268,7 @@ def bundle(tmp_path_factory):
         "input": {"tile": [TILE, TILE], "overlap": 8, "value_range": [0.0, 1.0], "color_order": "RGB", "dtype": "float32",
                   "padding": "reflect", "blend": "sin^2", "plan": "even"},
         "quantization": None, "default_artifact": "executorch-fp32", "artifacts": arts, "failed": [],
+        "ranking": {"android": ["executorch-fp32", "tflite-int8-nhwc"], "ios": [], "host": ["executorch-fp32"]},
         "build": {"stages": [], "seconds": 1.0}, "files": {},
     }
     errors = schema_errors(manifest)
@@ -391,7 +392,7 @@ def test_default_photo_is_the_test_vector_photo_and_none_skips_it(jvm, bundle, t
 def test_app_menu_offers_each_android_artifact_on_the_accelerators_it_applies_to(jvm, bundle):
     """The main screen's menu (Choices): Android artifacts only, a float .tflite on CPU and GPU, an int8 one and
     .pte files on the CPU; an artifact from another ExecuTorch minor is listed but marked, with RuntimeCheck's
-    sentence; the manifest's default comes first."""
+    sentence; the manifest's android ranking comes first (then PREFERENCE for what it does not name)."""
     rows = jvm("choices", bundle / "manifest.json", "1.5.1", "2.3.0")
     got = [(r["id"], r["accelerator"]) for r in rows]
     assert got[0] == ("executorch-fp32", "cpu")
