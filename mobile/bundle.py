@@ -175,11 +175,12 @@ def load_schema() -> dict:
     return json.loads(SCHEMA_FILE.read_text())
 
 
-def schema_errors(manifest: dict) -> list[str]:
+def schema_errors(doc: dict, schema: dict | None = None) -> list[str]:
+    """One line per way `doc` breaks `schema` (default: the manifest's), in document order."""
     import jsonschema
-    validator = jsonschema.Draft202012Validator(load_schema())
+    validator = jsonschema.Draft202012Validator(schema or load_schema())
     return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:160]}"
-            for e in sorted(validator.iter_errors(manifest), key=lambda e: list(e.absolute_path))]
+            for e in sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))]
 
 
 def host_info() -> dict:

@@ -54,10 +54,8 @@ def load_schema() -> dict:
 
 
 def schema_errors(result: dict) -> list[str]:
-    import jsonschema
-    validator = jsonschema.Draft202012Validator(load_schema())
-    return [f"{'/'.join(str(p) for p in e.absolute_path) or '(top)'}: {e.message[:160]}"
-            for e in sorted(validator.iter_errors(result), key=lambda e: list(e.absolute_path))]
+    from .bundle import schema_errors as errors_against
+    return errors_against(result, load_schema())
 
 
 def read_result(path: str | Path) -> dict:
