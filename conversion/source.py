@@ -27,6 +27,7 @@ class ModelSource:
     quant_state: str | None = None
     _fp32: torch.nn.Module | None = field(default=None, repr=False)
     _quantized: dict = field(default_factory=dict, repr=False)
+    _prepared: dict = field(default_factory=dict, repr=False)
     memo: dict = field(default_factory=dict, repr=False)  # what a backend keeps between exports of one build
 
     def eager_model(self) -> torch.nn.Module:
@@ -56,12 +57,16 @@ class ModelSource:
     def quantized_model(self, spec: InputSpec, fold: bool = True) -> torch.nn.Module:
         """The converted Q/DQ module at the tile size: the int8 artifacts' reference."""
         key = (spec.height, spec.width, fold)
-        if key not in self._quantized:
-            from .quantize import load_quantized
+        if key not in self._quantized:  # both forms are converted from one prepared graph (one trace per size)
+            import copy
+
+            from .quantize import convert, load_prepared
             self.quant_info()
             self.fp32_model()
-            self._quantized[key], _ = load_quantized(self.quant_state, spec.height, spec.width,
-                                                     checkpoint=self.checkpoint, fold=fold)
+            size = (spec.height, spec.width)
+            if size not in self._prepared:
+                self._prepared[size], _ = load_prepared(self.quant_state, *size, checkpoint=self.checkpoint)
+            self._quantized[key] = convert(copy.deepcopy(self._prepared[size]), fold)
         return self._quantized[key]
 
     def reference(self, precision: str, spec: InputSpec) -> torch.nn.Module:

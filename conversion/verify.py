@@ -70,11 +70,17 @@ def source_for(art: Artifact, checkpoint: str | None = None, quant_state: str | 
 
 @torch.no_grad()
 def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state: str | None = None,
-           tasks=DEFAULT_TASKS, threshold: float | None = None, progress: bool = False) -> dict:
+           tasks=DEFAULT_TASKS, threshold: float | None = None, progress: bool = False,
+           source: ModelSource | None = None) -> dict:
+    """`source`: the ModelSource the artifact was just exported from (a build passes its own): its traced
+    reference modules and their outputs on the verification tiles are reused across artifacts."""
     art = read_record(artifact_file)
     folder = Path(artifact_file).parent
     backend = get_backend(art.backend)
-    src = source_for(art, checkpoint, quant_state, folder)
+    src = source or source_for(art, checkpoint, quant_state, folder)
+    if source is not None and art.checkpoint_sha256 and art.checkpoint_sha256 != src.checkpoint_sha256:
+        raise ArtifactError(f"{art.file} was not made from {src.checkpoint} (sha256 differs)")
+    outputs = src.memo.setdefault("verify_outputs", {})  # (reference kind, tile, image, task) -> output
     runner = backend.load(art, folder)
     reference = src.reference(art.precision, art.input) if art.precision == "int8" else src.eager_model()
     eager = src.eager_model() if art.precision == "int8" else reference
@@ -87,8 +93,11 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
     for name, task, deg, clean in items:
         x = _nchw(deg)
         out = runner.run_nchw(x)
-        ref = reference(torch.from_numpy(x)).numpy()
-        fp = ref if eager is reference else eager(torch.from_numpy(x)).numpy()
+        kind = "int8" if art.precision == "int8" else "eager"
+        ref = _memo(outputs, (kind, x.shape, name, task, src.quant_state if kind == "int8" else None),
+                    lambda: reference(torch.from_numpy(x)).numpy())
+        fp = ref if eager is reference else _memo(outputs, ("eager", x.shape, name, task, None),
+                                                  lambda: eager(torch.from_numpy(x)).numpy())
         rows.append({"image": name, "task": task,
                      "numeric_psnr": psnr_float(out, ref), "max_abs": float(np.abs(out - ref).max()),
                      "input_psnr": psnr(deg, clean), "psnr": psnr(_hwc(out), clean), "fp32_psnr": psnr(_hwc(fp), clean)})
@@ -120,6 +129,12 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
         "threshold": floor, "passed": numeric_min >= floor,
         "per_task": per_task, "per_image": rows,
     }
+
+
+def _memo(store: dict, key, compute):
+    if key not in store:
+        store[key] = compute()
+    return store[key]
 
 
 def format_verdict(v: dict) -> str:
