@@ -69,6 +69,7 @@ class BuildConfig:
     repeats: int = 10
     cache: bool = True  # False (--no-cache): every stage runs, the cache is neither read nor written
     cache_dir: str | None = None  # None: $ANYIR_CACHE_DIR, else ~/.cache/anyir-mobile/build (mobile/cache.py)
+    jobs: int | None = None  # worker processes for the artifacts (mobile/variants.py); None: $ANYIR_BUILD_JOBS or per CPU
 
     def validate(self) -> None:
         from conversion.base import KNOWN_BACKENDS, PLANNED_BACKENDS
@@ -111,6 +112,7 @@ class Stages:
     def __init__(self, quiet: bool, tty: bool = False):
         self.rows: list[dict] = []
         self.quiet, self.tty = quiet, tty
+        self.parallel: dict | None = None  # {workers, threads_per_worker} when stages ran in worker processes
         self.t0 = time.perf_counter()
 
     def say(self, line: str) -> None:
@@ -135,6 +137,13 @@ class Stages:
                 how = " (from cache)" if row["cached"] else "" if ok else " (failed)"
                 note = f"; {row['note']}" if row.get("note") else ""
                 self.say(f"[{time.perf_counter() - self.t0:6.0f} s] {name}: {row['seconds']:.1f} s{how}{note}")
+
+    def add(self, row: dict) -> None:
+        """A stage that ran elsewhere (a worker process): recorded, and its line printed now."""
+        self.rows.append(row)
+        how = " (from cache)" if row["cached"] else ""
+        note = f"; {row['note']}" if row.get("note") else ""
+        self.say(f"[{time.perf_counter() - self.t0:6.0f} s] {row['stage']}: {row['seconds']:.1f} s{how}{note}")
 
     @property
     def total(self) -> float:
@@ -277,7 +286,7 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build", v
 
 
 def _build_record(stages: Stages, cache) -> dict:
-    return {"stages": stages.rows, "seconds": stages.total,
+    return {"stages": stages.rows, "seconds": stages.total, "workers": stages.parallel,
             "cache": {"enabled": cache.enabled, "hits": sum(r["cached"] for r in stages.rows),
                       "problems": list(cache.problems)}}
 
@@ -339,102 +348,88 @@ def _verdict_note(v: dict) -> str:
 
 def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overlap, stages, cache,
                 verbose: bool = False) -> dict:
-    from conversion.base import Artifact, InputSpec, get_backend, write_record
+    from conversion.base import Artifact, get_backend
 
+    from . import variants as V
     from .cache import stage_key
-    from .measure import host_latency, photo_quality
+    from .measure import host_latency
 
     failed: list[dict] = []
     quant = None
     quiet, bars = stages.quiet, stages.tty
-    needs_int8 = any(p == "int8" for _, p, _ in variants)
-    if needs_int8:
-        with stages("quantize (QAT)" if not cfg.quant_state else "quantization state") as row:
-            try:
-                quant, row["cached"] = _quant_state(root, cfg, src, not bars, cache)
-            except TrainingInterrupted:  # Ctrl-C / SIGTERM during QAT: abort the build, not just int8
-                raise KeyboardInterrupt from None
-            except AnyIRError as e:
-                if cfg.strict:
-                    raise
-                failed += [{"backend": b, "precision": p, "layout": lay, "stage": "quantize", "error": str(e)}
-                           for b, p, lay in variants if p == "int8"]
-                variants = [v for v in variants if v[1] != "int8"]
+    workers, threads = V.plan_workers(cfg.jobs, len(variants))
+    jobs = [V.Job(b, p, lay, cfg, str(root), src.preset, None, tile, overlap, progress=bars and workers == 1)
+            for b, p, lay in variants]
+    results: dict[str, dict] = {}
 
-    ck = {"checkpoint_sha256": src.checkpoint_sha256, "preset": src.preset}
-    built = []  # (Artifact, folder, verify result)
-    for b, p, layout in variants:
-        vid = f"{b}-{p}" + ("" if layout == "NCHW" else f"-{layout.lower()}")
-        stage = "export"
-        try:
-            with stages(f"export {vid}") as row:
-                backend = get_backend(b)
-                spec = InputSpec(height=tile[0], width=tile[1], layout=layout)
-                backend.check(p, layout)
-                folder = root / PLATFORMS.get(b, ("android",))[0]
-                folder.mkdir(exist_ok=True)
-                file = folder / f"{src.preset}-{b}-{p}-{tile[0]}x{tile[1]}{'' if layout == 'NCHW' else '-' + layout.lower()}{backend.suffix}"
-                mod = _backend_module(b)
-                key = stage_key("export", {**ck, "backend": b, "precision": p, "layout": layout, "tile": list(tile),
-                                           "file": file.name, "quant": _quant_key(quant) if p == "int8" else None},
-                                (mod, "conversion.source"), _tools(b))
-                hit = cache.get("export", key)
-                if hit:
-                    _copy(hit.file(file.name), file)
-                    art, row["cached"] = Artifact.from_dict(hit.data["record"]), True
-                else:
-                    art = backend.export(src, spec, p, file)
-                _own_record(art, cfg)
-                write_record(art, folder)
-                if not hit:
-                    cache.put("export", key, {"record": art.to_dict()}, {file.name: file})
-            stage = "verify"
-            with stages(f"verify {vid}") as row:
-                key = stage_key("verify", _run_input(art, cfg, quant), ("conversion.verify", mod), _tools(b, data=True),
-                                host=True)
-                hit = cache.get("verify", key)
-                if hit:
-                    v, row["cached"] = hit.data, True
-                else:
-                    from conversion.verify import verify
-                    v = verify(file, checkpoint=cfg.checkpoint, quant_state=str(root / "provenance" / "quant") if p == "int8" else None,
-                               tasks=tuple(cfg.tasks), progress=bars)
-                    v = cache.put("verify", key, v)
-                row["note"] = _verdict_note(v)
-            if verbose:
-                from conversion.verify import format_verdict
-                print(format_verdict(v), file=sys.stderr)
-            stage = "restore photos"
-            runner = backend.load(art, folder)
-            if getattr(runner, "emulated", False):
-                photos = []  # Core ML off Apple hardware: the reference interpreter checked the tiles; photos are not
-            else:        # worth minutes of numpy per artifact (`anyir restore --backend coreml` still runs them)
-                with stages(f"restore held-out photos {vid}") as row:
-                    key = stage_key("photos", {**_run_input(art, cfg, quant), "tile": list(tile), "overlap": overlap},
-                                    ("mobile.measure", mod), _tools(b, data=True), host=True)
-                    hit = cache.get("photos", key)
-                    if hit:
-                        photos, row["cached"] = hit.data["rows"], True
-                    else:
-                        photos = cache.put("photos", key, {"rows": photo_quality(runner.run_nchw, tile, overlap, cfg.tasks)})["rows"]
-            built.append({"id": vid, "art": art, "folder": folder, "verify": v, "photos": photos, "runner": runner})
-        except AnyIRError as e:
-            if _INTERRUPTED:  # a backend wrapped the signal's KeyboardInterrupt in its own error: still abort
-                raise KeyboardInterrupt from None
+    def take(r: dict) -> None:  # a variant's result: its stage lines (from a worker), its failure
+        for line in r.get("said", []):
+            stages.say(line)
+        for row in r["rows"]:
+            stages.add(row)
+        cache.problems += [m for m in r.get("problems", []) if m not in cache.problems]
+        results[r["id"]] = r
+        f = r["failed"]
+        if f:
             if cfg.strict:
-                raise AnyIRError(f"{vid}: {e} (--strict)") from None
-            failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage, "error": str(e)})
+                raise AnyIRError(f"{r['id']}: {f['stage']}: {f['error']} (--strict)")
             if not quiet:
-                print(f"  {vid}: {stage} failed: {e}", file=sys.stderr)
-        except Exception as e:  # a converter crash: report it, ship the others
-            if _INTERRUPTED:  # a signal landed inside a library that wrapped the KeyboardInterrupt: still abort
-                raise KeyboardInterrupt from None
-            if cfg.strict:
-                raise
-            failed.append({"backend": b, "precision": p, "layout": layout, "stage": stage,
-                           "error": f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"})
-            if not quiet:
-                print(f"  {vid}: {stage} failed: {type(e).__name__}: {e}", file=sys.stderr)
+                print(f"  {r['id']}: {f['stage']} failed: {f['error']}", file=sys.stderr)
+        elif verbose:
+            from conversion.verify import format_verdict
+            print(format_verdict(r["verify"]), file=sys.stderr)
+
+    pool = V.Pool(workers, threads) if workers > 1 else None
+    stages.parallel = {"workers": workers, "threads_per_worker": threads} if pool else None
+    import torch
+    own_threads = torch.get_num_threads()
+    if pool:  # QAT here shares the CPUs with the workers
+        torch.set_num_threads(max(1, V.cpu_count() - workers * threads))
+    try:
+        floats = [j for j in jobs if j.precision != "int8"]
+        if pool:  # the float artifacts need no quantization state: they run while QAT trains
+            for j in V.longest_first(floats):
+                pool.submit(j)
+        needs_int8 = any(p == "int8" for _, p, _ in variants)
+        if needs_int8:
+            with stages("quantize (QAT)" if not cfg.quant_state else "quantization state") as row:
+                try:
+                    quant, row["cached"] = _quant_state(root, cfg, src, not bars, cache)
+                except TrainingInterrupted:  # Ctrl-C / SIGTERM during QAT: abort the build, not just int8
+                    raise KeyboardInterrupt from None
+                except AnyIRError as e:
+                    if cfg.strict:
+                        raise
+                    failed += [{"backend": b, "precision": p, "layout": lay, "stage": "quantize", "error": str(e)}
+                               for b, p, lay in variants if p == "int8"]
+                    variants = [v for v in variants if v[1] != "int8"]
+        int8 = [j for j in jobs if j.precision == "int8" and any(v[:2] == (j.backend, "int8") for v in variants)]
+        for j in int8:
+            j.quant = quant
+        todo = V.longest_first(int8) if pool else [j for j in jobs if j.precision != "int8" or j in int8]
+        if pool:
+            for j in todo:
+                pool.submit(j)
+            V.wait_all(pool, take)
+        else:
+            for j in todo:
+                take(V.run(j, src, stages))
+    finally:
+        if pool:
+            pool.close()
+            torch.set_num_threads(own_threads)  # host latency is timed with the build's threads
+    built = []  # in the planned order, whichever finished first
+    for b, p, lay in variants:
+        r = results.get(next(j.id for j in jobs if (j.backend, j.precision, j.layout) == (b, p, lay)))
+        if r is None:
+            continue
+        if r["failed"]:
+            failed.append(r["failed"])
+            continue
+        art = Artifact.from_dict(r["art"])
+        folder = Path(r["folder"])
+        built.append({"id": r["id"], "art": art, "folder": folder, "verify": r["verify"], "photos": r["photos"],
+                      "runner": get_backend(art.backend).load(art, folder)})
 
     with stages("host latency, side by side") as row:
         lat = host_latency(eager, [(x["id"], x["runner"]) for x in built if not getattr(x["runner"], "emulated", False)],
@@ -460,7 +455,9 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
             "runtime": art.runtime, "tools": art.tools,
             "numerics": {"reference": v["reference"], "psnr_min": round(v["numeric_psnr_min"], 2),
                          "psnr_mean": round(v["numeric_psnr_mean"], 2), "max_abs": v["max_abs"],
-                         "threshold": v["threshold"], "passed": v["passed"], "tiles": v["images"]},
+                         "threshold": v["threshold"], "passed": v["passed"], "tiles": v["images"]}
+            | ({"task_drop_budget": v["task_drop_budget"], "worst_task_drop": round(v["worst_task_drop"], 3),
+                "failed_on": v["failed_on"]} if "task_drop_budget" in v else {}),
             "quality": {"tiles": {t: {k: round(val, 3) for k, val in d.items()} for t, d in v["per_task"].items()},
                         "photos": x["photos"]},
             "latency": lat["artifacts"].get(x["id"], {"host_ms_median": None, "speedup_vs_eager": None, "note": NOT_TIMED})

@@ -48,6 +48,8 @@ def cmd_build(args) -> None:
         opts["cache"] = False
     if args.cache_dir:
         opts["cache_dir"] = args.cache_dir
+    if args.jobs is not None:
+        opts["jobs"] = args.jobs
     cfg = build_config_from(opts)
     command = "anyir " + " ".join(shlex.quote(a) for a in (args.argv or ["build"]))
     t0 = time.perf_counter()
@@ -189,6 +191,8 @@ def add_parsers(sub, argv=None) -> None:
     s.add_argument("--strict", action="store_true", help="fail if any backend x precision fails")
     s.add_argument("--no-cache", action="store_true", help="run every stage; neither read nor write the build cache")
     s.add_argument("--cache-dir", help="build cache folder (default $ANYIR_CACHE_DIR, else ~/.cache/anyir-mobile/build)")
+    s.add_argument("--jobs", type=int, help="worker processes for the artifacts (default $ANYIR_BUILD_JOBS, else one "
+                   "per CPU up to 4); 1: everything in this process, with progress bars")
     s.add_argument("--quiet", action="store_true", help="print nothing but errors and the final summary")
     s.add_argument("--verbose", action="store_true",
                    help="also each verification's table and the runtimes' own lines (otherwise kept in a log)")

@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 _WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 torch.set_num_threads(max(1, min(2, (os.cpu_count() or 1) // _WORKERS)))
 os.environ["ANYIR_CACHE_DIR"] = tempfile.mkdtemp(prefix="anyir-test-cache-")  # builds never reuse a cache across runs
+os.environ["ANYIR_BUILD_JOBS"] = "1"  # builds in-process (patchable, no pool start-up); tests/test_build_parallel.py uses the pool
 
 
 def randomize(model: torch.nn.Module, seed: int = 0, scale: float = 0.2) -> torch.nn.Module:
