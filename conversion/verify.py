@@ -22,7 +22,14 @@ from .base import Artifact, ArtifactError, get_backend, read_record
 from .source import ModelSource
 
 # numeric floors per precision (PSNR of artifact vs reference, dB); backends may name their own
-THRESHOLDS = {"fp32": 60.0, "fp16": 45.0, "int8": 40.0}
+THRESHOLDS = {"fp32": 60.0, "fp16": 45.0, "int8": 34.0}
+# An int8 artifact passes on two grounds, neither a number that one host's kernels sit above and another's below:
+# - what the user gets: no task's mean PSNR drop against eager fp32 on the held-out tiles above the budget;
+# - agreement with the fake-quantized reference at or above THRESHOLDS["int8"], a floor set below the smallest
+#   agreement measured between correct int8 runtimes of the same graph (ExecuTorch and LiteRT, XNNPACK on AVX2
+#   and on SSE4.2 kernels, LiteRT's own kernels) and above what one wrong scale does:
+#   benchmarks/int8_spread.py, whose last results are in benchmarks/results/int8_spread.json.
+INT8_TASK_DROP_BUDGET = 0.5
 DEFAULT_TASKS = ("noise15", "noise25", "noise50", "rain", "haze")
 
 
@@ -38,6 +45,15 @@ def verification_set(height: int, width: int, tasks=DEFAULT_TASKS, split: str = 
         for task in tasks:
             out.append((s.name, task, degrade(clean, task, seed=task_seed(s.name, task)), clean))
     return out
+
+
+def interpreter_subset(items: list, tasks) -> list:
+    """One tile per task, the held-out photos taken in turn: where a numpy interpreter stands in for the runtime
+    (Core ML off Apple hardware) each tile costs seconds, and five tiles run every op of the program on
+    every degradation as well as fifteen do; the verdict names how many tiles it rests on."""
+    photos = list(dict.fromkeys(name for name, *_ in items))
+    return [it for i, task in enumerate(tasks) for it in items
+            if it[1] == task and it[0] == photos[i % len(photos)]]
 
 
 def _nchw(img: np.ndarray) -> np.ndarray:
@@ -85,6 +101,9 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
     reference = src.reference(art.precision, art.input) if art.precision == "int8" else src.eager_model()
     eager = src.eager_model() if art.precision == "int8" else reference
     items = verification_set(art.input.height, art.input.width, tasks)
+    emulated = getattr(runner, "emulated", False)
+    if emulated:  # every op of the program on one tile per task (the photos in turn): what proves the program
+        items = interpreter_subset(items, tasks)
     if progress:
         from tqdm import tqdm
         items = tqdm(items, desc=f"verify {art.file}", unit="img")
@@ -112,6 +131,9 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
                           "drop_vs_fp32": mean("fp32_psnr") - mean("psnr"), "numeric_psnr_min": min(r["numeric_psnr"] for r in rs)}
     floor = threshold if threshold is not None else getattr(backend, "thresholds", {}).get(art.precision, THRESHOLDS.get(art.precision))
     numeric_min = min(r["numeric_psnr"] for r in rows)
+    rule = {"passed": numeric_min >= floor}
+    if art.precision == "int8":
+        rule = int8_verdict(numeric_min, {t: d["drop_vs_fp32"] for t, d in per_task.items()}, floor)
     extra = {}
     if getattr(runner, "executed_by", None):  # runners that are not the runtime itself say what executed
         extra["executed_by"] = list(runner.executed_by)
@@ -126,9 +148,21 @@ def verify(artifact_file: str | Path, checkpoint: str | None = None, quant_state
         "numeric_psnr_min": numeric_min,
         "numeric_psnr_mean": float(np.mean([r["numeric_psnr"] for r in rows])),
         "max_abs": max(r["max_abs"] for r in rows),
-        "threshold": floor, "passed": numeric_min >= floor,
+        "threshold": floor, "passed": rule["passed"],
+        **({"task_drop_budget": rule["budget"], "worst_task_drop": rule["worst_task_drop"],
+            "failed_on": rule["failed_on"]} if art.precision == "int8" else {}),
         "per_task": per_task, "per_image": rows,
     }
+
+
+def int8_verdict(agreement_min: float, drops: dict, floor: float | None = None) -> dict:
+    """The int8 rule: agreement with the reference at the floor and every task's drop within the budget."""
+    floor = THRESHOLDS["int8"] if floor is None else floor
+    worst = max(drops.values())
+    failed = ([f"agreement {agreement_min:.1f} dB < {floor:.0f} dB"] if agreement_min < floor else []) + \
+        ([f"{max(drops, key=drops.get)} drop {worst:.2f} dB > {INT8_TASK_DROP_BUDGET} dB"] if worst > INT8_TASK_DROP_BUDGET else [])
+    return {"passed": not failed, "floor": floor, "budget": INT8_TASK_DROP_BUDGET, "worst_task_drop": worst,
+            "failed_on": failed}
 
 
 def _memo(store: dict, key, compute):
@@ -140,7 +174,9 @@ def _memo(store: dict, key, compute):
 def format_verdict(v: dict) -> str:
     lines = [f"{v['artifact']} ({v['backend']} {v['precision']}, tile {v['tile'][0]}x{v['tile'][1]}): "
              f"numeric PSNR vs {v['reference']}: min {v['numeric_psnr_min']:.1f} dB, mean {v['numeric_psnr_mean']:.1f} dB,"
-             f" max abs {v['max_abs']:.2e} -> {'PASS' if v['passed'] else 'FAIL'} (>= {v['threshold']:.0f} dB)"
+             f" max abs {v['max_abs']:.2e} -> {'PASS' if v['passed'] else 'FAIL'} (>= {v['threshold']:.0f} dB"
+             + (f", every task's drop vs fp32 <= {v['task_drop_budget']} dB" if "task_drop_budget" in v else "") + ")"
+             + (f": {'; '.join(v['failed_on'])}" if v.get("failed_on") else "")
              + (f"; executed by {' and '.join(v['executed_by'])}" if v.get("executed_by") else "")
              + (f"\nCore ML itself: min {v['native_numeric_psnr_min']:.1f} dB vs the reference, "
                 f"{v['native_vs_interpreter_psnr_min']:.1f} dB vs the interpreter" if "native_numeric_psnr_min" in v else ""),

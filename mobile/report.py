@@ -26,9 +26,11 @@ def _tables(m: dict) -> list[tuple[str, list[str], list[list[str]]]]:
         rows.append([a["id"] + (" (default)" if a["id"] == m["default_artifact"] else ""), _mb(a["bytes"]),
                      f"{a['latency']['host_ms_median']:.1f}" if timed else "on device only",
                      f"{a['latency']['speedup_vs_eager']:.2f}" if timed else "-",
-                     f"{n['psnr_min']:.1f} (>= {n['threshold']:.0f})", "pass" if n["passed"] else "**below**"])
+                     f"{n['psnr_min']:.1f} (>= {n['threshold']:.0f})"
+                     + (f"; worst task drop {n['worst_task_drop']:.2f} (<= {n['task_drop_budget']})" if "task_drop_budget" in n else ""),
+                     "pass" if n["passed"] else "**below**: " + "; ".join(n.get("failed_on", []))])
     out.append(("Artifacts: size, host latency per tile, numeric check",
-                ["artifact", "MB", "ms / tile", "x eager", "PSNR vs reference, dB", "numerics"], rows))
+                ["artifact", "MB", "ms / tile", "x eager", "PSNR vs reference, dB (int8: and drop vs fp32)", "verdict"], rows))
     if arts:
         fp = arts[0]["quality"]["tiles"]
         rows = [["input (degraded)"] + [f"{fp[t]['input_psnr']:.2f}" for t in tasks],

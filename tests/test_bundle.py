@@ -63,7 +63,8 @@ def test_bundle_layout_manifest_and_report(bundle):
     for x in m["artifacts"]:
         for rel in x["paths"].values():
             assert (dest / rel).exists() and (dest / f"{rel}.json").is_file()
-        assert x["numerics"]["tiles"] == 3 * len(TASKS)
+        # off Apple hardware Core ML's program runs in the numpy interpreter: one tile per task proves it
+        assert x["numerics"]["tiles"] == (len(TASKS) if x["backend"] == "coreml" else 3 * len(TASKS))
         if x["backend"] == "coreml":  # off Apple hardware the interpreter checks tiles; no photos, no host speed
             assert x["numerics"]["passed"] and x["quality"]["photos"] == [] and x["latency"]["host_ms_median"] is None
             assert "on device" in x["latency"]["note"]
