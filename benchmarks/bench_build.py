@@ -49,11 +49,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="write both builds' records here (default with no build flags: "
                     "benchmarks/results/build.json, which the README's build-time table is generated from)")
+    ap.add_argument("--keep", help="copy the cold build's bundle to this folder")
     args = ap.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
 
     with tempfile.TemporaryDirectory(prefix="bench-build-") as d:
         d = Path(d)
         cold_wall, cold = run_build(flags, d / "dist", d / "cache")
+        if args.keep:  # the cold build's bundle, for benchmarks that read one (int8_spread.py, bench_profile.py)
+            import shutil
+            shutil.rmtree(args.keep, ignore_errors=True)
+            shutil.copytree(next(p for p in (d / "dist").iterdir() if (p / "manifest.json").is_file()), args.keep)
         warm_wall, warm = run_build(flags, d / "dist", d / "cache")
         cache_mb = sum(f.stat().st_size for f in (d / "cache").rglob("*") if f.is_file()) / 1e6
     host = cold["builder"]["host"]

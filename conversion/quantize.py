@@ -53,7 +53,7 @@ def scheme_name(float_levels: int) -> str:
 class QuantConfig:
     mode: str = "qat"          # qat (calibrate, then fine-tune through the fake quantizers) or ptq (calibrate only)
     steps: int = 150
-    calibration: int = 16      # batches per task that set the activation ranges (the union over tasks)
+    calibration: int = 4       # batches per task that set the activation ranges (the union over tasks); as the build
     calibration_patch: int = 128
     calibration_batch: int = 4
     # QAT fine-tunes on 4 x 128x128 patches. Measured on the default checkpoint (float1, 40 steps after the

@@ -59,7 +59,9 @@ class BuildConfig:
     overlap: int | None = None  # None: anyir_core.tiling.DEFAULT_OVERLAP
     layouts: dict = field(default_factory=dict)  # backend -> NCHW|NHWC|image (Core ML image-typed input)
     quant_state: str | None = None  # reuse a state from `anyir qat` instead of running QAT here
-    qat: dict = field(default_factory=lambda: {"steps": 40, "calibration": 16})  # QuantConfig overrides
+    # QuantConfig overrides. Calibration: 4 batches per task, chosen by what more batches buy
+    # (benchmarks/bench_calibration.py; its table is in the README, "Calibration and QAT steps")
+    qat: dict = field(default_factory=lambda: {"steps": 40, "calibration": 4})
     tasks: list[str] = field(default_factory=lambda: ["noise15", "noise25", "noise50", "rain", "haze"])
     name: str | None = None
     version: str | None = None

@@ -18,7 +18,7 @@ def cmd_build(args) -> None:
     import tempfile
     from .cli import _load_config_file
     from .cli_convert import _quiet_toolchain_logs
-    from .bundle import build, build_config_from
+    from .bundle import BuildConfig, build, build_config_from
     from .cache import BuildCache
     from .logs import native_chatter_to, warnings_to
     if args.quiet and args.verbose:
@@ -35,7 +35,7 @@ def cmd_build(args) -> None:
              "repeats": args.repeats}
     opts.update({k: v for k, v in flags.items() if v is not None})
     if args.qat_steps is not None:
-        opts["qat"] = {**opts.get("qat", {"calibration": 16}), "steps": args.qat_steps}
+        opts["qat"] = {**opts.get("qat", {"calibration": BuildConfig().qat["calibration"]}), "steps": args.qat_steps}
     if args.tflite_layout:
         opts["layouts"] = {**opts.get("layouts", {}), "tflite": args.tflite_layout}
     if args.coreml_layout:
@@ -123,14 +123,12 @@ def load_bundle_runner(bundle: str | Path, backend: str | None, precision: str |
 
 
 def check_image(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
-    if not path.is_file():
-        raise AnyIRError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
+    from anyir_core.data import opened_image
+    with opened_image(path) as im:
+        try:
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
 
 
 def cmd_restore(args) -> None:
