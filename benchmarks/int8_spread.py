@@ -100,7 +100,10 @@ def main(argv=None) -> None:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "int8_spread.json"))
     args = ap.parse_args(argv)
     bundle = Path(args.bundle)
-    manifest = verify_bundle(bundle)
+    checked = verify_bundle(bundle)
+    if not checked["ok"]:
+        raise SystemExit(f"{bundle}: {checked['problems'][0]}")
+    manifest = checked["manifest"]
     arts = {a["id"]: a for a in manifest["artifacts"] if a["precision"] == "int8" and a["backend"] in ("executorch", "tflite")}
     if not arts:
         raise SystemExit(f"{bundle}: no int8 ExecuTorch or LiteRT artifact")
@@ -110,10 +113,10 @@ def main(argv=None) -> None:
 
     first = next(iter(arts.values()))
     h, w = first["input"]["height"], first["input"]["width"]
-    items = verification_set(h, w, manifest["build"].get("tasks") or ("noise15", "noise25", "noise50", "rain", "haze"))
+    items = verification_set(h, w, list(first["quality"]["tiles"]))  # the tasks the build verified
     xs = np.concatenate([_nchw(deg) for _, _, deg, _ in items])
     qstate = bundle / "provenance" / "quant"
-    src = ModelSource("default", quant_state=str(qstate))
+    src = ModelSource(manifest["model"]["checkpoint"]["name"], preset=manifest["model"]["preset"], quant_state=str(qstate))
     with torch.no_grad():
         ref_mod = src.quantized_model(__import__("conversion.base", fromlist=["InputSpec"]).InputSpec(h, w))
         outputs = {"reference (Q/DQ PyTorch)": np.concatenate([ref_mod(torch.from_numpy(x[None])).numpy() for x in xs])}
