@@ -161,6 +161,14 @@ def main(argv=None) -> None:
         verdicts.append({"runtime": label, "agreement_db": agree(outputs[label], outputs[names[0]]),
                          "worst_task_drop_db": round(max(drops.values()), 3), "passed": v["passed"],
                          "floor_db": v["floor"], "budget_db": v["budget"]})
+    for a in manifest["artifacts"]:  # Core ML W8A8: executed here by the numpy interpreter, in the build's verify
+        if a["backend"] == "coreml" and a["precision"] == "int8":
+            drops = {t: q["drop_vs_fp32"] for t, q in a["quality"]["tiles"].items()}
+            v = int8_verdict(a["numerics"]["psnr_min"], drops)
+            verdicts.append({"runtime": f"{a['id']} (Core ML program in the numpy interpreter, the build's "
+                                        f"{a['numerics']['tiles']} tiles)", "agreement_db": a["numerics"]["psnr_min"],
+                             "worst_task_drop_db": round(max(drops.values()), 3), "passed": v["passed"],
+                             "floor_db": v["floor"], "budget_db": v["budget"]})
     host = {"cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
     try:
         host["model"] = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
