@@ -77,8 +77,9 @@ def calibration() -> str:
     if d is None:
         return "_not measured yet: `python benchmarks/bench_calibration.py` writes benchmarks/results/calibration.json_"
     rows = [f"What calibration and QAT steps buy (`python benchmarks/bench_calibration.py`, {_host(d['host'])}; "
-            f"build default {d['build_default']}): worst task's drop against fp32 on the held-out tiles, and the "
-            f"smallest agreement with the largest setting's int8 module.", "",
+            f"run when the build's default recipe was {d['build_default']}): worst task's drop against fp32 on the held-out tiles, and the "
+            f"smallest agreement with the largest setting's int8 module. QAT s is wall time of `anyir qat` in that "
+            f"run, which shared the CPUs with other jobs: read it as cost order, not as a timing.", "",
             "| calibration batches / task | QAT steps | QAT s | worst drop dB | PSNR vs largest dB |",
             "| ---: | ---: | ---: | ---: | ---: |"]
     for r in d["rows"]:
