@@ -123,12 +123,14 @@ def load_bundle_runner(bundle: str | Path, backend: str | None, precision: str |
 
 
 def check_image(path: Path) -> None:
-    from anyir_core.data import opened_image
-    with opened_image(path) as im:
-        try:
+    from PIL import Image, UnidentifiedImageError
+    if not path.is_file():
+        raise AnyIRError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
             im.verify()
-        except (OSError, SyntaxError, ValueError) as e:
-            raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
 
 
 def cmd_restore(args) -> None:
