@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,17 +81,31 @@ def to_float_rgb(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.float32) / 255.0
 
 
-def read_with(path: str | Path, convert):
-    """Open an image file and return `convert(pillow_image)`; one clear ImageError for anything unreadable."""
+@contextmanager
+def opened_image(path: str | Path):
+    """Image.open with one clear ImageError for a missing, unreadable or oversized file. Pillow only warns
+    between MAX_IMAGE_PIXELS (89.5 MP) and twice that, and a photo that size costs gigabytes as float32: both
+    are refused as the decompression bombs they usually are (a 400 MP PNG fits in 400 KB)."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return convert(im)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                yield im
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: over {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?); "
+                         "split it or scale it down first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+
+
+def read_with(path: str | Path, convert):
+    """Open an image file and return `convert(pillow_image)`; one clear ImageError for anything unreadable."""
+    with opened_image(path) as im:
+        im.load()
+        return convert(im)
 
 
 def load_image(path: str | Path) -> np.ndarray:
@@ -106,9 +121,16 @@ def load_builtin(name: str) -> np.ndarray:
 
 
 def save_image(path: str | Path, img: np.ndarray) -> None:
+    """Write an 8-bit image through a temp file and a rename: a full disk leaves no half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((np.clip(img, 0, 1) * 255.0 + 0.5).astype(np.uint8)).save(path)
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        Image.fromarray((np.clip(img, 0, 1) * 255.0 + 0.5).astype(np.uint8)).save(
+            tmp, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -32,8 +32,11 @@ def grid(rows: list[list[tuple[str, np.ndarray]]], path: str | Path, width: int 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    sheet.save(tmp)
-    tmp.replace(path)
+    try:
+        sheet.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a full disk: no half-written sheet
     return path
 
 
