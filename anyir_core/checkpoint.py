@@ -10,14 +10,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
+from dataclasses import fields
 from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from .errors import AnyIRError, CheckpointError
 from .model import AnyIR
 from .presets import AnyIRConfig, list_presets, resolve_config
+from .presets import _validate as validate_config
 
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 BUILTIN = {"default": WEIGHTS_DIR / "default.safetensors"}
@@ -84,9 +87,50 @@ def _mismatch(model: AnyIR, state: dict) -> str | None:
 
 def _guess_preset(state: dict) -> str | None:
     for name in list_presets():
-        if _mismatch(AnyIR(resolve_config(name)), state) is None:
+        if _mismatch(_shapes_only(resolve_config(name)), state) is None:
             return name
     return None
+
+
+def _shapes_only(config: AnyIRConfig, use_fft: bool = True) -> AnyIR:
+    """The model with parameters on the meta device: its state-dict shapes, no memory (a file's metadata can
+    describe a model of any size; it is built for real only once its shapes match the file's tensors)."""
+    with torch.device("meta"):
+        return AnyIR(config, use_fft=use_fft)
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a preset names files and bundles: no paths
+
+
+def _config_from_metadata(path: Path, text: str) -> AnyIRConfig:
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+        config = AnyIRConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+        for f in fields(AnyIRConfig):
+            v, default = getattr(config, f.name), f.default
+            least = 0 if f.name in ("num_blocks", "num_refinement_blocks") else 1  # heads, dim, channels: >= 1
+            if isinstance(default, tuple):
+                ok = isinstance(v, tuple) and len(v) == len(default) and all(type(x) is int and x >= least for x in v)
+            elif isinstance(default, bool) or isinstance(default, str):
+                ok = type(v) is type(default)
+            elif isinstance(default, int):
+                ok = type(v) is int and v >= least
+            else:
+                ok = isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
+            if not ok:
+                raise ValueError(f"{f.name} = {v!r}")
+        validate_config(config)
+    except (ValueError, TypeError, AnyIRError) as e:
+        raise CheckpointError(f"{path}: its metadata holds no valid model config ({str(e)[:120]})") from None
+    return config
+
+
+def _check_finite(path: Path, state: dict) -> None:
+    for k, v in state.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise CheckpointError(f"{path}: tensor {k} holds non-finite values (inf or NaN): a damaged file")
 
 
 def load_checkpoint(path: str | os.PathLike = "default", preset: str | None = None,
@@ -107,9 +151,11 @@ def load_checkpoint(path: str | os.PathLike = "default", preset: str | None = No
     if path.suffix == ".safetensors":
         state, meta = read_safetensors(path)
         if "config" in meta and preset is None:
-            config = AnyIRConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                    for k, v in json.loads(meta["config"]).items()})
+            config = _config_from_metadata(path, meta["config"])
             preset = meta.get("preset")
+            if preset is not None and not _NAME.match(preset):
+                raise CheckpointError(f"{path}: its metadata names the preset {preset[:40]!r}, not a plain name "
+                                      "(letters, digits, . _ -)")
     else:
         state = _read_torch_file(path)
     state = _strip_prefix(state)
@@ -117,10 +163,11 @@ def load_checkpoint(path: str | os.PathLike = "default", preset: str | None = No
         if preset is None:
             preset = _guess_preset(state) or "anyir"
         config = resolve_config(preset)
-    model = AnyIR(config, use_fft=use_fft)
-    problem = _mismatch(model, state)
+    problem = _mismatch(_shapes_only(config, use_fft), state)
     if problem:
         raise CheckpointError(f"{path.name} does not fit preset {preset!r}: {problem}")
+    _check_finite(path, state)
+    model = AnyIR(config, use_fft=use_fft)
     model.load_state_dict(state)
     model.preset = preset
     return model.eval()
@@ -145,12 +192,16 @@ def _atomic_write(path: Path, write) -> None:
 
 def save_checkpoint(model: AnyIR, path: str | os.PathLike, preset: str, info: dict | None = None) -> Path:
     """Write `model` as safetensors (preset + config in its metadata) and a JSON sidecar with `info`."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     path = Path(path)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     meta = {"preset": preset, "config": json.dumps(model.config.to_dict()), "format": "anyir-mobile/1"}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    try:
+        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=meta))
+    except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+        raise CheckpointError(f"{path}: could not be written ({str(e).splitlines()[0][:160]})") from None
     sidecar = {"preset": preset, "config": model.config.to_dict(), **(info or {})}
     _atomic_write(path.with_suffix(".json"),
                   lambda tmp: Path(tmp).write_text(json.dumps(sidecar, indent=2, sort_keys=True) + "\n"))
