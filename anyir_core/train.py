@@ -14,6 +14,8 @@ import os
 import shutil
 import signal
 import time
+import types
+import typing
 import warnings
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .checkpoint import _atomic_write, load_checkpoint, read_safetensors, save_checkpoint
+from .checkpoint import _atomic_write, _check_finite, load_checkpoint, read_safetensors, save_checkpoint
 from .data import PatchSampler, Sample, benchmark_samples, builtin_samples, folder_samples, paired_samples
 from .degrade import parse_tasks
 from .errors import AnyIRError, CheckpointError
@@ -70,7 +72,8 @@ class TrainConfig:
         self.tasks = parse_tasks(self.tasks)
         for name, v, lo in (("patch", self.patch, 8), ("batch", self.batch, 1), ("steps", self.steps, 1),
                             ("save_every", self.save_every, 1), ("log_every", self.log_every, 1),
-                            ("workers", self.workers, 0)):
+                            ("workers", self.workers, 0), ("seed", self.seed, 0), ("threads", self.threads, 0),
+                            ("keep", self.keep, 1)):
             if v < lo:
                 raise AnyIRError(f"--{name.replace('_', '-')} must be at least {lo}, got {v}")
         if self.patch % 8:
@@ -85,13 +88,55 @@ class TrainConfig:
 
 
 def config_from(cls, opts: dict, what: str):
-    """A validated config dataclass from a mapping; unknown names get one line naming them."""
+    """A validated config dataclass from a mapping; unknown names, and values of the wrong type (a config file
+    says `patch: "big"`), get one line naming them."""
+    if not isinstance(opts, dict):
+        raise AnyIRError(f"{what} options must be a mapping of names to values, not a {type(opts).__name__}")
     bad = sorted(set(opts) - {f.name for f in fields(cls)})
     if bad:
         raise AnyIRError(f"unknown {what} option(s): {', '.join(bad)}")
+    hints = typing.get_type_hints(cls)
+    for name, value in opts.items():
+        if not _fits(value, hints[name]):
+            raise AnyIRError(f"{what} option {name}: expected {_type_name(hints[name])}, got {type(value).__name__} "
+                             f"{str(value)[:40]!r}")
     cfg = cls(**opts)
     cfg.validate()
     return cfg
+
+
+def _fits(value, hint) -> bool:
+    """Whether a value read from JSON/YAML (or a flag) has the type a config field declares."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is list or hint is list:
+        return isinstance(value, (list, tuple)) and (not args or all(_fits(v, args[0]) for v in value))
+    if origin is dict or hint is dict:
+        return isinstance(value, dict)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if hint is str:
+        return isinstance(value, str)
+    return True
+
+
+def _type_name(hint) -> str:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin is list:
+        return f"a list of {_type_name(args[0])}s" if args else "a list"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true/false", dict: "a mapping",
+            list: "a list"}.get(hint, str(hint))
 
 
 def load_sources(specs: list[str], tasks: list[str]) -> list[Sample]:
@@ -194,14 +239,24 @@ def _save_state(run: Path, model, opt, cfg: TrainConfig, step: int, log_lines: i
 
 
 def _load_state(ck: Path, model, opt) -> tuple[int, int]:
+    """(step, log lines) of a saved checkpoint, loaded into `model` and `opt`; a CheckpointError for anything
+    that does not fit (the caller then falls back to the checkpoint before)."""
     state, _ = read_safetensors(ck / "model.safetensors")
-    model.load_state_dict(state)
+    _check_finite(ck / "model.safetensors", state)
     try:
         trainer = torch.load(ck / "trainer.pt", map_location="cpu", weights_only=True)
     except Exception as e:
         raise CheckpointError(f"{ck}/trainer.pt: unreadable ({str(e).splitlines()[0][:100]})") from None
-    opt.load_state_dict(trainer["optimizer"])
-    return int(trainer["step"]), int(trainer["log_lines"])
+    model_before = {k: v.clone() for k, v in model.state_dict().items()}
+    opt_before = opt.state_dict()
+    try:
+        model.load_state_dict(state)
+        opt.load_state_dict(trainer["optimizer"])
+        return int(trainer["step"]), int(trainer["log_lines"])
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        model.load_state_dict(model_before)  # leave both as they were for the checkpoint before
+        opt.load_state_dict(opt_before)
+        raise CheckpointError(f"{ck}: does not fit this run ({str(e).splitlines()[0][:100]})") from None
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -239,7 +294,11 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         raise AnyIRError(f"{run} already holds a run (step {int(existing[-1].name.split('_')[1])});"
                          " pass --resume to continue it or choose another --out")
     if resume and (run / "config.json").is_file():
-        saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        try:
+            saved = TrainConfig.from_dict(json.loads((run / "config.json").read_text()))
+        except (ValueError, AnyIRError) as e:
+            raise AnyIRError(f"{run / 'config.json'}: not this project's training config ({str(e)[:100]}); "
+                             "start a new run with another --out") from None
         if asdict(saved) != asdict(cfg):
             diff = [k for k in asdict(cfg) if asdict(cfg)[k] != asdict(saved)[k]]
             if diff != ["steps"]:  # extending a run is allowed
@@ -269,6 +328,21 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
     else:
         if resume and existing:
             raise CheckpointError(f"{run}: no loadable checkpoint to resume from")
+    # the data first: a bad image or source fails before the run folder exists
+    sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch,
+                           seed=cfg.seed * 1000 + rank, darken=cfg.darken, color=cfg.color)
+    fresh = not run.exists()
+    try:
+        return _run_steps(cfg, run, quiet, stop_after, device, world, rank, local_rank, main, model, opt, sampler,
+                          step, log_lines)
+    except BaseException:
+        if main and fresh and not _checkpoints(run):  # nothing saved yet: leave no half-made run folder
+            shutil.rmtree(run, ignore_errors=True)
+        raise
+
+
+def _run_steps(cfg, run, quiet, stop_after, device, world, rank, local_rank, main, model, opt, sampler, step,
+               log_lines) -> Path:
     if main:
         run.mkdir(parents=True, exist_ok=True)
         _atomic_write(run / "config.json", lambda t: Path(t).write_text(json.dumps(asdict(cfg), indent=2) + "\n"))
@@ -277,8 +351,6 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
     if world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
-    sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch,
-                           seed=cfg.seed * 1000 + rank, darken=cfg.darken, color=cfg.color)
     batches = _batches(sampler, step, cfg.steps, cfg.workers)
     bar = None
     if main and not quiet:
@@ -363,7 +435,22 @@ def _truncate_log(path: Path, lines: int) -> None:
 
 
 def read_log(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    """The log's records; a line that does not parse (a damaged file) is left out with a warning."""
+    out, bad = [], 0
+    for line in Path(path).read_text(errors="replace").splitlines():
+        try:
+            rec = json.loads(line) if line.strip() else None
+        except ValueError:
+            rec = None
+            bad += 1
+        if isinstance(rec, dict) and all(isinstance(rec.get(k), (int, float)) for k in ("step", "loss", "patches_per_s",
+                                                                                      "time")):
+            out.append(rec)
+        elif rec is not None:
+            bad += 1
+    if bad:
+        warnings.warn(f"{path}: {bad} unreadable line(s) left out of the summary")
+    return out
 
 
 def summarize_log(path: Path) -> dict:
