@@ -97,14 +97,15 @@ def cmd_eval(args) -> None:
     from anyir_core.degrade import parse_tasks
     from anyir_core.evaluate import evaluate, format_table
 
+    from anyir_core.checkpoint import _atomic_write
+
     model = load_checkpoint(args.checkpoint or "default", preset=args.preset)
     tasks = parse_tasks(args.tasks)
     report = evaluate(model, tasks, data=args.data, crop=args.crop, baselines=not args.no_baselines,
                       grid=args.grid, quiet=args.quiet)
     print(format_table(report))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        _atomic_write(Path(args.json), lambda t: Path(t).write_text(json.dumps(report, indent=2) + "\n"))
         print(f"wrote {args.json}")
     if args.grid:
         print(f"wrote {args.grid}")
@@ -172,17 +173,28 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    from anyir_core.errors import AnyIRError
-
-    args = build_parser(argv).parse_args(argv)
-    warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
     try:
         try:
+            from anyir_core.errors import AnyIRError  # (imports torch: Ctrl-C lands here as often as anywhere)
+
+            args = build_parser(argv).parse_args(argv)
+            warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
             args.func(args)
         except AnyIRError as e:
             _fail(str(e), e.exit_code)
+        except OSError as e:  # a full disk, a read-only or missing folder: the system's words, one line
+            _fail(_os_error(e))
     except KeyboardInterrupt:  # also one raised while an error was being reported (a signal then)
         _fail("interrupted", 130)
+
+
+def _os_error(e: OSError) -> str:
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f)
+    what = e.strerror or str(e).splitlines()[0][:200] or type(e).__name__
+    hint = {28: "; free some space", 27: "; free some space (a file size limit was hit)", 30: "; write elsewhere",
+            13: "; write elsewhere", 20: "; a file stands where a folder is needed", 17: "; a file stands where a "
+            "folder is needed"}.get(e.errno, "")
+    return f"{where + ': ' if where else ''}{what}{hint}"
 
 
 if __name__ == "__main__":

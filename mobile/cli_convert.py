@@ -14,12 +14,19 @@ def _quiet_toolchain_logs() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+# the largest tile an artifact is exported for: photos of any size are tiled, and a bigger static graph only
+# costs memory (a 100000-px tile went on to trace the model at that size: 120 GB for its input alone)
+MAX_TILE = 2048
+
+
 def _tile(size: list[int] | None) -> tuple[int, int]:
     if not size:
         return 256, 256
+    if len(size) > 2:
+        raise AnyIRError(f"--size takes H or H W, got {len(size)} numbers")
     h, w = (size[0], size[0]) if len(size) == 1 else size
-    if h % 8 or w % 8 or h < 16 or w < 16:
-        raise AnyIRError(f"--size must be multiples of 8 and at least 16, got {h}x{w}")
+    if h % 8 or w % 8 or h < 16 or w < 16 or max(h, w) > MAX_TILE:
+        raise AnyIRError(f"--size must be multiples of 8 from 16 to {MAX_TILE}, got {h}x{w} (larger photos are tiled)")
     return h, w
 
 

@@ -31,15 +31,32 @@ class _ChatterFilter(io.TextIOBase):
         self.pending += text
         while "\n" in self.pending:
             line, self.pending = self.pending.split("\n", 1)
-            (self.log if CHATTER.match(line) else self.user).write(line + "\n")
+            if CHATTER.match(line):
+                self._to_log(line + "\n")
+            else:
+                self.user.write(line + "\n")
         if self.pending and not CHATTER.match(self.pending) and not self.pending[:1] in "[IWEUF":
             self.user.write(self.pending)  # a progress bar's carriage-return update: show it now
             self.pending = ""
         return len(text)
 
+    def _to_log(self, text: str) -> None:
+        # never raise from here: the ExecuTorch bindings write their log through sys.stderr from C++, and an
+        # exception there aborts the process (a full disk under $TMPDIR made `anyir profile` die by SIGABRT)
+        if self.log is None:
+            return
+        try:
+            self.log.write(text)
+        except (OSError, ValueError):
+            self.log = None  # the chatter is dropped from now on, the command goes on
+
     def flush(self) -> None:
         self.user.flush()
-        self.log.flush()
+        if self.log is not None:
+            try:
+                self.log.flush()
+            except (OSError, ValueError):
+                self.log = None
 
     def isatty(self) -> bool:
         return self.user.isatty()
@@ -77,8 +94,11 @@ def warnings_to(log: Path) -> None:
     """Python warnings of the libraries (coremltools' tested-torch-version notice, torch.export's deprecations)
     go to `log` too: the user can act on none of them."""
     def show(message, category, filename, lineno, file=None, line=None):
-        with open(log, "a", errors="backslashreplace") as f:
-            f.write(warnings.formatwarning(message, category, filename, lineno, line))
+        try:
+            with open(log, "a", errors="backslashreplace") as f:
+                f.write(warnings.formatwarning(message, category, filename, lineno, line))
+        except OSError:  # a full disk: a warning nobody acts on is not worth failing the command for
+            pass
     warnings.showwarning = show
 
 
