@@ -174,18 +174,22 @@ def build_parser(argv=None) -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     try:
-        try:
-            from anyir_core.errors import AnyIRError  # (imports torch: Ctrl-C lands here as often as anywhere)
-
-            args = build_parser(argv).parse_args(argv)
-            warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
-            args.func(args)
-        except AnyIRError as e:
-            _fail(str(e), e.exit_code)
-        except OSError as e:  # a full disk, a read-only or missing folder: the system's words, one line
-            _fail(_os_error(e))
-    except KeyboardInterrupt:  # also one raised while an error was being reported (a signal then)
+        _main(argv)
+    except KeyboardInterrupt:  # also one raised during the imports, or while an error was being reported
         _fail("interrupted", 130)
+
+
+def _main(argv) -> None:
+    from anyir_core.errors import AnyIRError  # (imports torch: Ctrl-C lands here as often as anywhere)
+
+    args = build_parser(argv).parse_args(argv)
+    warnings.filterwarnings("ignore", message=".*_C_(mxfp8|cutlass).*")
+    try:
+        args.func(args)
+    except AnyIRError as e:
+        _fail(str(e), e.exit_code)
+    except OSError as e:  # a full disk, a read-only or missing folder: the system's words, one line
+        _fail(_os_error(e))
 
 
 def _os_error(e: OSError) -> str:
