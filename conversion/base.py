@@ -113,9 +113,19 @@ def read_record(artifact_file: str | Path) -> Artifact:
     if not rec.is_file():
         raise ArtifactError(f"{p}: no record {rec.name} beside it; export it with `anyir export`")
     try:
-        art = Artifact.from_dict(json.loads(rec.read_text()))
-    except (ValueError, TypeError, KeyError) as e:
-        raise ArtifactError(f"{rec}: not an artifact record ({e})") from None
+        d = json.loads(rec.read_text())
+        if not isinstance(d, dict) or not isinstance(d.get("input"), dict):
+            raise TypeError("not a JSON object with an `input` object")
+        art = Artifact.from_dict(d)
+        spec = art.input
+        if not all(type(v) is int and v > 0 for v in (spec.height, spec.width, spec.batch)) or \
+                not all(isinstance(v, str) for v in (art.backend, art.precision, art.file, art.sha256, spec.layout)):
+            raise TypeError("a size that is not a positive integer, or a name that is not a string")
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise ArtifactError(f"{rec}: not an artifact record ({str(e)[:120]})") from None
+    if art.file != p.name:  # what would be loaded must be the file whose checksum is checked here
+        raise ArtifactError(f"{rec}: names the file {art.file[:80]!r}, not {p.name!r} beside it; a record describes "
+                            "only its own artifact")
     if art.sha256 and file_sha256(p) != art.sha256:
         raise ArtifactError(f"{p}: checksum differs from its record (modified or truncated file)")
     return art

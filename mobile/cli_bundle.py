@@ -50,7 +50,13 @@ def cmd_build(args) -> None:
         opts["cache_dir"] = args.cache_dir
     if args.jobs is not None:
         opts["jobs"] = args.jobs
+    ps = opts.get("precisions")
+    if isinstance(ps, dict):  # (BuildConfig.validate iterates them: a number there was a traceback)
+        for b, names in ps.items():
+            if not isinstance(names, list) or not all(isinstance(p, str) for p in names):
+                raise AnyIRError(f"build option precisions: {b}: expected a list of names, got {str(names)[:40]!r}")
     cfg = build_config_from(opts)
+    _check_build_config(cfg)
     command = "anyir " + " ".join(shlex.quote(a) for a in (args.argv or ["build"]))
     t0 = time.perf_counter()
     dest = build(cfg, quiet=args.quiet, command=command, verbose=args.verbose)
@@ -61,6 +67,21 @@ def cmd_build(args) -> None:
     if not args.verbose:
         print(f"runtime messages: {log}")
     print(f"bundle: {dest} ({time.perf_counter() - t0:.0f} s); check it with `anyir bundle verify {dest}`")
+
+
+def _check_build_config(cfg) -> None:
+    """What BuildConfig.validate leaves open, checked before any work: the names `build` makes a folder of (a
+    name with '/' or '..' put the bundle outside --out, found late as a traceback) and the tile it traces at
+    (an absurd one was traced)."""
+    import re
+
+    from .cli_convert import MAX_TILE
+    for what, value, chars in (("--name", cfg.name, "._-"), ("--version", cfg.version, "._+-")):  # as the schema
+        if value is not None and not re.match(rf"^[A-Za-z0-9][A-Za-z0-9{re.escape(chars)}]{{0,63}}$", value):
+            raise AnyIRError(f"{what} {value[:40]!r}: letters, digits and {' '.join(chars)} only (it names the "
+                             "bundle's folder)")
+    if max(cfg.tile) > MAX_TILE:
+        raise AnyIRError(f"tile size {cfg.tile[0]}x{cfg.tile[1]}: at most {MAX_TILE} (larger photos are tiled)")
 
 
 def summary(m: dict, dest: Path) -> str:
@@ -92,6 +113,13 @@ def summary(m: dict, dest: Path) -> str:
 
 def cmd_bundle_verify(args) -> None:
     from .bundle import verify_bundle
+    mpath = Path(args.bundle) / "manifest.json"
+    try:  # verify_bundle takes a manifest that parses to a list or a number for a mapping (a traceback)
+        doc = json.loads(mpath.read_text()) if mpath.is_file() else {}
+    except (ValueError, UnicodeDecodeError):
+        doc = {}  # verify_bundle names it
+    if not isinstance(doc, dict):
+        raise AnyIRError(f"{mpath}: a JSON {type(doc).__name__}, not a manifest; the bundle is damaged")
     r = verify_bundle(args.bundle)
     m = r["manifest"]
     if r["ok"]:
@@ -104,18 +132,18 @@ def cmd_bundle_verify(args) -> None:
 
 
 def load_bundle_runner(bundle: str | Path, backend: str | None, precision: str | None):
-    """(manifest entry, runner, manifest) for the chosen artifact of a bundle; checksums enforced."""
+    """(manifest entry, runner, manifest) for the chosen artifact of a bundle; the manifest checked (schema 1,
+    valid, unique ids, no path out of the bundle: mobile/bundle_check.py) and checksums enforced."""
     from conversion.base import get_backend, read_record
 
     from .bundle import find_artifact
+    from .bundle_check import inside, load_manifest
     root = Path(bundle)
-    mpath = root / "manifest.json"
-    if not mpath.is_file():
-        raise AnyIRError(f"{root}: not a bundle (no manifest.json); build one with `anyir build`")
-    m = json.loads(mpath.read_text())
+    m = load_manifest(root)
     entry = find_artifact(m, backend, precision)
     rel = next(iter(entry["paths"].values()))
-    file = root / rel
+    file = inside(root, rel)
+    inside(root, rel + ".json")
     art = read_record(file)  # refuses a changed or truncated artifact
     if art.sha256 != entry["sha256"]:
         raise AnyIRError(f"{rel}: does not match the manifest (sha256); run `anyir bundle verify {root}`")
@@ -123,14 +151,12 @@ def load_bundle_runner(bundle: str | Path, backend: str | None, precision: str |
 
 
 def check_image(path: Path) -> None:
-    from PIL import Image, UnidentifiedImageError
-    if not path.is_file():
-        raise AnyIRError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
+    from anyir_core.data import opened_image
+    with opened_image(path) as im:
+        try:
             im.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
+        except (OSError, SyntaxError, ValueError) as e:
+            raise AnyIRError(f"{path}: unreadable or truncated image ({str(e)[:100]})") from None
 
 
 def cmd_restore(args) -> None:
@@ -148,6 +174,10 @@ def cmd_restore(args) -> None:
     clash = [t for t in targets if t.exists()]
     if clash and not args.force:
         raise AnyIRError(f"{clash[0]} exists; pass --force to replace it")
+    if args.vectors and Path(args.vectors).exists() and not Path(args.vectors).is_dir():
+        raise AnyIRError(f"--vectors {args.vectors}: a file, not a folder")
+    for folder in {t.parent for t in targets} | ({Path(args.vectors).parent} if args.vectors else set()):
+        folder.mkdir(parents=True, exist_ok=True)  # an unwritable place fails here, before any work
     entry, runner, m = load_bundle_runner(args.bundle, args.backend, args.precision)
     if getattr(runner, "emulated", False) and not args.quiet:
         print(f"{entry['id']}: Core ML runs only on Apple devices; here the numpy reference interpreter executes it "
@@ -163,10 +193,24 @@ def cmd_restore(args) -> None:
         print(f"{src} -> {dst} ({photo.rgb.shape[1]}x{photo.rgb.shape[0]}, {len(plan)} tiles, {entry['id']}, "
               f"{time.perf_counter() - t:.1f} s)")
     if args.vectors:
+        import os
+        import shutil
+
         from .vectors import write_vectors
         photo = read_photo(images[0])
-        write_vectors(args.vectors, {entry["id"]: runner}, tile, overlap, photo=photo.rgb, photo_name=images[0].name,
-                      tolerances={entry["id"]: entry["numerics"]["threshold"]})
+        dest = Path(args.vectors)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        work = dest.parent / f".{dest.name}.partial-{os.getpid()}"  # whole or not at all (a full disk, Ctrl-C)
+        try:
+            write_vectors(work, {entry["id"]: runner}, tile, overlap, photo=photo.rgb, photo_name=images[0].name,
+                          tolerances={entry["id"]: entry["numerics"]["threshold"]})
+            if dest.is_dir():
+                for f in work.iterdir():
+                    os.replace(f, dest / f.name)
+            else:
+                work.rename(dest)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
         print(f"test vectors: {args.vectors}")
 
 

@@ -128,12 +128,8 @@ def select(source: str | Path, ids: list[str] | None = None, platform_name: str 
         raise ProfileError(f"{src}: no such bundle or artifact")
     mpath = src / "manifest.json"
     if src.is_dir() and mpath.is_file():
-        try:
-            m = json.loads(mpath.read_text())
-        except json.JSONDecodeError as e:
-            raise ProfileError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
-        if m.get("schema") != "anyir-mobile/manifest/1":
-            raise ProfileError(f"{mpath}: schema {m.get('schema')!r} is not anyir-mobile/manifest/1")
+        from .bundle_check import inside, load_manifest
+        m = load_manifest(src)  # schema 1, valid, unique ids, no path out of the bundle
         entries = m.get("artifacts", [])
         known = [a["id"] for a in entries]
         for i in ids or []:
@@ -147,7 +143,7 @@ def select(source: str | Path, ids: list[str] | None = None, platform_name: str 
             if platform_name and platform_name not in plats:
                 continue
             rel = a["paths"].get(platform_name) if platform_name else next(iter(a["paths"].values()))
-            path = src / rel
+            path = inside(src, rel)
             try:
                 art = read_record(path)
             except ArtifactError as e:
