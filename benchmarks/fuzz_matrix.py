@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("ANYIR_CACHE_DIR", tempfile.mkdtemp(prefix="anyir-fuzz-cache-"))
 
+import hardening_assets as A  # noqa: E402
 import hardening_cases as H  # noqa: E402
+import hardening_interrupts as K  # noqa: E402
 from hardening_run import RealRunner, Server, run_case  # noqa: E402
 
 TEST_FILE = "tests/test_hardening.py"
@@ -65,7 +67,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="anyir-fuzz-"))
     print(f"work folder {work}; building the assets ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    assets = H.build_assets(work)
+    assets = A.build_assets(work)
     runner = RealRunner() if args.no_fork else Server()
     assets.runner = runner
     t_assets = time.perf_counter() - t0
@@ -96,7 +98,7 @@ def main(argv=None) -> int:
             rng = random.Random(f"early/{args.seed}")
             for i in range(2 if args.quick else 6):
                 delay = rng.uniform(0.2, 1.8)
-                ok, detail = H.early_interrupt(assets, delay, tag=f"-{i}")
+                ok, detail = K.early_interrupt(assets, delay, tag=f"-{i}")
                 records.append({"kind": "kill", "id": f"info/SIGINT-at-start-{i}", "command": "any command (SIGINT while "
                                 "it starts)", "ok": ok, "outcome": "ok" if ok else detail.split(":")[0], "detail": detail,
                                 "delay_s": round(delay, 2), "from": "process start", "finished_first": "finished" in detail,
@@ -105,7 +107,7 @@ def main(argv=None) -> int:
                 print(f"{'ok ' if ok else 'BAD':4} info SIGINT at +{delay:.2f}s {detail}", flush=True)
             for i in range(1 if args.quick else 2):
                 t = time.perf_counter()
-                ok, detail = H.concurrent_builds(assets, runner, tag=str(i))
+                ok, detail = K.concurrent_builds(assets, runner, tag=str(i))
                 records.append({"kind": "concurrent", "id": f"build/two-builds-into-one-dist-{i}", "command": "build (2 at once)",
                                 "ok": ok, "outcome": "ok" if ok else "replaced or raced", "detail": detail,
                                 "wall_s": round(time.perf_counter() - t, 2), "known": None if ok else CONCURRENT_FIX,
@@ -162,7 +164,7 @@ def run_baseline(rev: str, cases: list, assets, work: Path, seed: int) -> list:
     finally:
         server.close()
     for i, delay in enumerate((0.5, 1.0)):
-        ok, detail = H.early_interrupt(assets, delay, tag=f"-before-{i}", code=base)
+        ok, detail = K.early_interrupt(assets, delay, tag=f"-before-{i}", code=base)
         out.append({"kind": "baseline", "id": f"info/SIGINT-at-start-{i}", "command": "any command (SIGINT while it starts)",
                     "ok": ok, "outcome": "ok" if ok else detail.split(":")[0], "detail": detail, "known": None,
                     "fixed": EARLY_FIX, "rev": rev})
@@ -176,13 +178,13 @@ EARLY_FIX = "Ctrl-C while the CLI imports torch: a KeyboardInterrupt traceback"
 def run_kills(assets, runner, n: int, seed: int) -> list:
     rng = random.Random(f"kills/{seed}")
     out = []
-    for command, (lo, hi) in H.KILL_WINDOWS.items():
+    for command, (lo, hi) in K.KILL_WINDOWS.items():
         for sig in (signal.SIGINT, signal.SIGKILL):
             for i in range(n):
-                after_start = i % 2 == 0 or H.STARTED[command] is None  # half mid-work, half from the start
+                after_start = i % 2 == 0 or K.STARTED[command] is None  # half mid-work, half from the start
                 delay = rng.uniform(lo, hi) if not after_start else rng.uniform(0.0, hi / 2)
                 t = time.perf_counter()
-                k = H.kill_run(command, sig, delay, assets, runner, tag=f"-{i}", after_start=after_start)
+                k = K.kill_run(command, sig, delay, assets, runner, tag=f"-{i}", after_start=after_start)
                 stale = bool(k.leftovers_after_rerun) and command == "build"
                 rec = {"kind": "kill", "id": f"{command}/{sig.name}-{i}", "command": f"{command} ({sig.name})",
                        "ok": k.ok, "outcome": k.outcome, "detail": k.detail, "delay_s": round(k.delay, 2),

@@ -108,7 +108,7 @@ _SERVER_IMPORTS = ("mobile.cli", "mobile.cli_bundle", "mobile.cli_convert", "mob
 
 
 def _serve() -> None:
-    """The fork server's main loop (`python tests/hardening_cases.py serve`): one JSON request per line on
+    """The fork server's main loop (`python tests/hardening_run.py serve`): one JSON request per line on
     stdin, one JSON reply per line on the original stdout."""
     reply = os.fdopen(os.dup(1), "w")
     null = os.open(os.devnull, os.O_RDWR)

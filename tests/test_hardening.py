@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+import hardening_assets as A  # noqa: E402
 import hardening_cases as H  # noqa: E402
+import hardening_interrupts as K  # noqa: E402
 from hardening_run import RealRunner, Server, judge, run_case, snapshot  # noqa: E402
 
 # one case per defect (fixed here, or open with its fix named), in catalog order (cheap commands first), and
@@ -60,7 +62,7 @@ def _param(c):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     root = tmp_path_factory.mktemp("hardening")
-    assets = H.build_assets(root)
+    assets = A.build_assets(root)
     server = Server()
     assets.runner = server
     yield assets, server
@@ -104,7 +106,7 @@ KILLS = [("build", signal.SIGKILL, 0.7), ("restore", signal.SIGINT, 2.5)]
 @pytest.fixture(scope="module")
 def kills(env):
     assets, server = env
-    return {(cmd, sig): H.kill_run(cmd, sig, delay, assets, server, after_start=True) for cmd, sig, delay in KILLS}
+    return {(cmd, sig): K.kill_run(cmd, sig, delay, assets, server, after_start=True) for cmd, sig, delay in KILLS}
 
 
 @pytest.mark.parametrize("command,sig", [(c, s) for c, s, _ in KILLS], ids=[f"{c}-{s.name}" for c, s, _ in KILLS])
@@ -122,7 +124,7 @@ def test_ctrl_c_while_the_cli_starts_is_one_line(env):
     assets, _ = env
     seen = []
     for delay in (0.7, 1.0, 1.3, 1.6):
-        ok, detail = H.early_interrupt(assets, delay, tag=f"-{delay}")
+        ok, detail = K.early_interrupt(assets, delay, tag=f"-{delay}")
         assert ok, f"+{delay} s: {detail}"
         seen.append(detail)
         if detail.startswith("exit 130"):
@@ -147,7 +149,7 @@ def test_a_rerun_sweeps_what_a_sigkilled_build_left(kills):
                                        "error")
 def test_two_builds_into_one_dist_at_once(env):
     assets, server = env
-    ok, detail = H.concurrent_builds(assets, server)
+    ok, detail = K.concurrent_builds(assets, server)
     assert ok, detail
 
 
