@@ -29,7 +29,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
-os.environ.setdefault("ANYIR_CACHE_DIR", tempfile.mkdtemp(prefix="anyir-fuzz-cache-"))
+OWN_CACHE = "ANYIR_CACHE_DIR" not in os.environ  # builds never reuse a cache across runs (removed at the end)
+if OWN_CACHE:
+    os.environ["ANYIR_CACHE_DIR"] = tempfile.mkdtemp(prefix="anyir-fuzz-cache-")
 
 import hardening_assets as A  # noqa: E402
 import hardening_cases as H  # noqa: E402
@@ -117,6 +119,8 @@ def main(argv=None) -> int:
         runner.close()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+            if OWN_CACHE:
+                shutil.rmtree(os.environ["ANYIR_CACHE_DIR"], ignore_errors=True)
     wall = time.perf_counter() - t_start
     if args.only:
         return 0
