@@ -147,7 +147,9 @@ CONCURRENT_FIX = ("needs fix in mobile/bundle.py build(): re-check `dest.exists(
 
 
 def run_baseline(rev: str, cases: list, assets, work: Path, seed: int) -> list:
-    """The cases of every fixed defect, run with the code of `rev` (`git archive`): each should fail there."""
+    """Every case (first draw), run with the code of `rev` (`git archive`): a fixed defect's cases should fail
+    there, and a case that failed there and passes now should name the defect it found (the table lists any
+    that do not)."""
     base = work / "baseline-code"
     base.mkdir()
     archive = subprocess.run(["git", "archive", rev], cwd=ROOT, capture_output=True, check=True).stdout
@@ -155,14 +157,14 @@ def run_baseline(rev: str, cases: list, assets, work: Path, seed: int) -> list:
     server = Server(code=base)
     out = []
     try:
-        for c in (c for c in cases if c.fixed):
+        for c in cases:
             try:
                 verdict, res, d = run_case(c, assets, server, seed=seed)
             except Exception as e:  # noqa: BLE001
                 print(f"before {c.id:58} harness error   {e}", flush=True)
                 continue
             out.append({"kind": "baseline", "id": c.id, "command": c.command, "ok": verdict.ok, "outcome": verdict.outcome,
-                        "detail": verdict.detail, "fixed": c.fixed, "known": None, "rev": rev})
+                        "detail": verdict.detail, "fixed": c.fixed, "known": c.known, "rev": rev})
             print(f"{'before':6} {c.id:58} {verdict.outcome:15} {verdict.detail[:100]}", flush=True)
             shutil.rmtree(d, ignore_errors=True)
     finally:
@@ -268,6 +270,13 @@ def table(records: list, meta: dict, in_test: set) -> str:
             was = (", ".join(f"{n} {k}" for k, n in collections.Counter(
                 "passed" if r["ok"] else r["outcome"] for r in b).most_common()) if b else "not run")
             lines.append(f"| {number[f]} | {f} | {len(ids)} | {test} | {was} |")
+    if baseline:
+        now = {r["id"]: r["ok"] for r in records if r["kind"] == "case" and r.get("variant", 0) == 0}
+        unlabeled = sorted(r["id"] for r in baseline if not r["ok"] and now.get(r["id"]) and not r["fixed"])
+        passed_before = sorted(r["id"] for r in baseline if r["ok"] and r["fixed"])
+        lines += ["", f"Against `{baseline[0]['rev']}`: {len(baseline)} cases run, {sum(not r['ok'] for r in baseline)} "
+                  f"failed there; failed there and pass now without naming a defect: {', '.join(unlabeled) or 'none'}; "
+                  f"named a fixed defect but passed there too: {', '.join(passed_before) or 'none'}."]
     opened = collections.OrderedDict()
     for r in records:
         if not r["ok"] and r["known"]:
