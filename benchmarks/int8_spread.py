@@ -97,6 +97,9 @@ def main(argv=None) -> None:
     ap.add_argument("bundle")
     ap.add_argument("--qemu-cpu", default="Westmere")
     ap.add_argument("--no-qemu", action="store_true")
+    ap.add_argument("--qemu-backends", default="executorch",
+                    help="which runtimes run under QEMU (tflite: the backend imports litert-torch, whose jaxlib refuses "
+                         "a CPU without AVX at import)")
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "int8_spread.json"))
     args = ap.parse_args(argv)
     bundle = Path(args.bundle)
@@ -132,7 +135,7 @@ def main(argv=None) -> None:
         for aid, a in arts.items():
             f = bundle / a["paths"]["android"]
             runs = [("native", None, False)] + ([("builtin", None, True)] if a["backend"] == "tflite" else []) \
-                + ([("qemu", args.qemu_cpu, False)] if qemu else [])
+                + ([("qemu", args.qemu_cpu, False)] if qemu and a["backend"] in args.qemu_backends.split(",") else [])
             for how, cpu, builtin in runs:
                 label = {"native": f"{aid} XNNPACK, this CPU", "builtin": f"{aid} built-in kernels (no XNNPACK)",
                          "qemu": f"{aid} XNNPACK under QEMU -cpu {cpu}"}[how]
