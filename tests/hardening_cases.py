@@ -661,6 +661,9 @@ def tamper_bundle(kind: str, b: Path, rng: random.Random, outside: Path) -> None
         (b / "manifest.json").write_bytes(flip_bits(text, rng))
     elif kind == "manifest-a-list":
         (b / "manifest.json").write_text("[]")
+    elif kind == "manifest-number-changed":  # a flip that keeps it valid JSON, valid against the schema
+        m["host_latency"]["eager_ms_median"] += 1.0
+        write_manifest(b, m)
     elif kind == "schema-unknown-version":
         m["schema"] = "anyir-mobile/manifest/2"
         write_manifest(b, m)
@@ -738,11 +741,22 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+MANIFEST_FIX = ("needs fix in mobile/bundle.py: no checksum covers manifest.json itself (its file table covers every "
+                "other file), so a change that keeps it valid JSON and valid against the schema (a measured number, a "
+                "threshold, a `passed`) passes `anyir bundle verify` and is used by restore/profile; write its sha256 "
+                "beside it (manifest.json.sha256, written last) and check it in verify_bundle (bundle_check.load_manifest "
+                "can then check it too)")
+# a random flip in the manifest: most break its JSON or its schema (one clean line); one that keeps both is the
+# open defect above, shown deterministically by manifest-number-changed
+ANY_OUTCOME = {"manifest-bit-flipped": "a flip that keeps the manifest valid JSON and schema-valid is not detectable "
+                                       "(no checksum covers manifest.json: see manifest-number-changed)"}
 BUNDLE_KINDS = {  # kind -> (error word, fixed in this change, open defect per command {command: note})
     "manifest-zero-length": ("JSON", "restore: a manifest that is not JSON: traceback", {}),
     "manifest-truncated": ("", "restore: a manifest that is not JSON: traceback", {}),
     "manifest-bit-flipped": ("", "restore: a damaged manifest was used as far as it parsed", {}),
     "manifest-a-list": ("", "restore / bundle verify: a manifest that is not an object: traceback", {}),
+    "manifest-number-changed": ("", None, {
+        "bundle verify": MANIFEST_FIX, "restore": MANIFEST_FIX, "profile": MANIFEST_FIX}),
     "schema-unknown-version": ("schema", "restore: an unknown manifest schema version was used as if it were 1", {}),
     "schema-missing": ("schema", "restore: a manifest without a schema id was used", {}),
     "path-dotdot": ("leaves", "restore: an artifact path '../..' loaded a program outside the bundle", {}),
@@ -808,23 +822,24 @@ def bundle_cases() -> list[Case]:
             tamper_bundle(kind, b, rng, d / "outside")
             return ["profile", f"b/{b.name}", "--no-reference", "--no-ops", "--no-memory", "--runs", "1", "--warmup", "0",
                     "--quiet", "--artifact", "executorch-fp32"]
-        expect_restore = "error" if kind != "default-unknown" else "error"
-        cases.append(Case("restore", f"bundle-{kind}", restore_setup, expect_restore, want, ("out.png",), fixed=fixed,
-                          known=known.get("restore"), random_variant=rand, timeout=120))
-        cases.append(Case("bundle verify", kind, verify_setup, "error",
-                          {"manifest-zero-length": "JSON", "manifest-missing": "manifest"}.get(kind, ""),
+        expect = "any" if kind in ANY_OUTCOME else "error"
+        doc = ANY_OUTCOME.get(kind, "")
+        cases.append(Case("restore", f"bundle-{kind}", restore_setup, expect, want, ("out.png",), fixed=fixed,
+                          known=known.get("restore"), random_variant=rand, timeout=120, doc=doc))
+        cases.append(Case("bundle verify", kind, verify_setup, expect, doc=doc,
+                          want={"manifest-zero-length": "JSON", "manifest-missing": "manifest"}.get(kind, ""),
                           fixed="bundle verify: a manifest that is not an object: traceback" if kind == "manifest-a-list" else None,
                           known=known.get("bundle verify") if kind != "default-unknown" else
                           "needs fix in mobile/bundle.py verify_bundle(): a default_artifact that names no artifact "
                           "passes; add `if manifest.get('default_artifact') not in ids: problems.append(...)`",
                           random_variant=rand))
         if kind not in ("default-unknown",):
-            cases.append(Case("profile", f"bundle-{kind}", profile_setup, "error", "",
+            cases.append(Case("profile", f"bundle-{kind}", profile_setup, expect, "", doc=doc,
                               fixed=None if kind not in ("path-dotdot", "path-absolute", "symlink-artifact-outside",
                                                          "symlink-folder-outside", "duplicated-ids", "manifest-a-list",
                                                          "input-missing", "tile-a-string")
                               else "profile: the same manifest checks as restore (paths, symlinks, schema, ids)",
-                              known={"path-dotdot-only": None}.get(kind), random_variant=rand, timeout=120))
+                              known=known.get("profile"), random_variant=rand, timeout=120))
     # profile compare: results and --into
     for kind, want in (("zero-length", "JSON"), ("truncated", "JSON"), ("a-list", "schema"), ("wrong-schema", "schema"),
                        ("missing", "no such")):
