@@ -179,6 +179,7 @@ def run_baseline(rev: str, cases: list, assets, work: Path, seed: int) -> list:
 
 
 EARLY_FIX = "Ctrl-C while the CLI imports torch: a KeyboardInterrupt traceback"
+OTHER_TESTS = {EARLY_FIX: "test_ctrl_c_while_the_cli_starts_is_one_line"}
 
 
 def run_kills(assets, runner, n: int, seed: int) -> list:
@@ -227,7 +228,8 @@ def table(records: list, meta: dict, in_test: set) -> str:
         row["tried"] += 1
         if r["ok"]:
             row["passed"] += 1
-            kind = ("whole or absent, rerun ok" if r["kind"] in ("kill", "concurrent") else
+            kind = ("one line, exit 130" if r["id"].startswith("info/SIGINT-at-start") else
+                    "whole or absent, rerun ok" if r["kind"] in ("kill", "concurrent") else
                     "documented conversion" if r["outcome"] == "ok" else "clean error")
             row["outcomes"][kind] += 1
         elif r["known"]:
@@ -265,7 +267,7 @@ def table(records: list, meta: dict, in_test: set) -> str:
                   "| | defect | cases | test | before the fix |", "| --- | --- | ---: | --- | --- |"]
         for f in defects:
             ids = sorted({r["id"] for r in records if r.get("fixed") == f})
-            test = next((f"test_case[{i}]" for i in ids if i in in_test), "matrix only")
+            test = next((f"test_case[{i}]" for i in ids if i in in_test), OTHER_TESTS.get(f, "matrix only"))
             b = before.get(f, [])
             was = (", ".join(f"{n} {k}" for k, n in collections.Counter(
                 "passed" if r["ok"] else r["outcome"] for r in b).most_common()) if b else "not run")

@@ -173,6 +173,8 @@ LONG_IMAGE_KINDS = [("wide", ".png", "ok", "", "100,000 x 1 px: a 1-px axis is p
                     ("bomb-warning", ".png", "error", "pixels", "", None)]
 
 
+DATA_FIX = ("train: a failure while loading its data (an unreadable image in --data, a --patch larger than every "
+            "photo) came after the run folder was made (config.json left behind)")
 BOMB_FIX = "a decompression bomb (a 400 MP PNG in 400 KB): PIL's DecompressionBombError traceback"
 
 
@@ -205,8 +207,7 @@ def image_cases(long: bool = False) -> list[Case]:
         cases.append(Case("train", f"data-folder-{kind}", train_setup, "ok" if kind == "rgb" else "error",
                           "pixels" if kind == "bomb" else "", ("run",),
                           doc="a folder of clean photos, degraded on the fly" if kind == "rgb" else "",
-                          fixed={"bomb": BOMB_FIX, "zero-length": "train: an unreadable image in --data failed after the "
-                                 "run folder was made (config.json left behind)"}.get(kind)))
+                          fixed={"bomb": BOMB_FIX, "zero-length": DATA_FIX}.get(kind)))
 
         def eval_setup(a, d, rng, kind=kind):
             (d / "photos").mkdir()
@@ -493,7 +494,8 @@ def size_cases() -> list[Case]:
                                                          ["degrade", "in.png", "--kind", "snow", "--out", "o.png"])[1],
              "error", "snow"),
         Case("train", "patch-absurd", lambda a, d, r: ["train", "--out", "run", "--preset", "anyir-tiny", "--patch",
-                                                       "100000000", "--steps", "1", "--quiet"], "error", "patch"),
+                                                       "100000000", "--steps", "1", "--quiet"], "error", "patch",
+             fixed=DATA_FIX),
         Case("qat", "patch-not-multiple", lambda a, d, r: ["qat", "--checkpoint", a.ck, "--out", "q", "--patch", "20",
                                                            "--steps", "1", "--quiet"], "error", "patch"),
         Case("profile", "runs-zero", lambda a, d, r: ["profile", a.bundle, "--runs", "0"], "error", "runs"),
@@ -741,6 +743,7 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+SCHEMA_FIX = "restore: a manifest that fails its own schema was used (here a file-table path '../x')"
 MANIFEST_FIX = ("needs fix in mobile/bundle.py: no checksum covers manifest.json itself (its file table covers every "
                 "other file), so a change that keeps it valid JSON and valid against the schema (a measured number, a "
                 "threshold, a `passed`) passes `anyir bundle verify` and is used by restore/profile; write its sha256 "
@@ -753,19 +756,19 @@ ANY_OUTCOME = {"manifest-bit-flipped": "a flip that keeps the manifest valid JSO
 BUNDLE_KINDS = {  # kind -> (error word, fixed in this change, open defect per command {command: note})
     "manifest-zero-length": ("JSON", "restore: a manifest that is not JSON: traceback", {}),
     "manifest-truncated": ("", "restore: a manifest that is not JSON: traceback", {}),
-    "manifest-bit-flipped": ("", "restore: a damaged manifest was used as far as it parsed", {}),
-    "manifest-a-list": ("", "restore / bundle verify: a manifest that is not an object: traceback", {}),
+    "manifest-bit-flipped": ("", None, {}),
+    "manifest-a-list": ("", "restore: a manifest that is not an object: traceback", {}),
     "manifest-number-changed": ("", None, {
         "bundle verify": MANIFEST_FIX, "restore": MANIFEST_FIX, "profile": MANIFEST_FIX}),
     "schema-unknown-version": ("schema", "restore: an unknown manifest schema version was used as if it were 1", {}),
     "schema-missing": ("schema", "restore: a manifest without a schema id was used", {}),
     "path-dotdot": ("leaves", "restore: an artifact path '../..' loaded a program outside the bundle", {}),
     "path-absolute": ("leaves", "restore: an absolute artifact path loaded a program outside the bundle", {}),
-    "path-dotdot-only": ("", "restore: the artifact path '..' (allowed by the schema) named the bundle's parent", {
+    "path-dotdot-only": ("", None, {
         "bundle verify": "needs fix in mobile/schema/manifest-1.schema.json or mobile/bundle.py verify_bundle(): the "
                          "path pattern allows '..' itself (it refuses only '../'); verify_bundle then hashes the "
                          "bundle's parent folder as the artifact"}),
-    "file-table-dotdot": ("", None, {}),
+    "file-table-dotdot": ("", SCHEMA_FIX, {}),
     "symlink-artifact-outside": ("symbolic link", "restore: a symlinked artifact loaded a file from outside the bundle", {
         "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): it follows symlinks (p.is_file(), file_sha256) "
                          "and passes a bundle whose files point outside it; refuse any symlink, e.g. "
@@ -773,7 +776,8 @@ BUNDLE_KINDS = {  # kind -> (error word, fixed in this change, open defect per c
                          "both loops"}),
     "symlink-folder-outside": ("symbolic link", "restore: a symlinked folder loaded a file from outside the bundle", {
         "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): a symlinked folder is followed (same fix)"}),
-    "symlink-report-outside": ("symbolic link", None, {
+    "symlink-report-outside": ("symbolic link", "restore: a bundle holding a symlink to a file outside it (report.md) "
+                                                "was used", {
         "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): a symlinked report is hashed as if it "
                          "were the bundle's (same fix)"}),
     "artifact-sha-wrong": ("sha256", None, {}),
@@ -788,7 +792,8 @@ BUNDLE_KINDS = {  # kind -> (error word, fixed in this change, open defect per c
     "tile-a-string": ("tile", "restore: a manifest tile of the wrong type: traceback", {}),
     "tile-zero": ("tile", "restore: tile [0, 0] gave a misleading 'overlap' error", {}),
     "default-unknown": ("", None, {}),
-    "artifacts-not-a-list": ("artifacts", None, {}),
+    "artifacts-not-a-list": ("artifacts", "restore: a manifest whose `artifacts` is not a list: a misleading 'has no "
+                                          "artifact' error", {}),
     "record-names-another-file": ("names", "restore: a record naming another file loaded that file unchecked", {
         "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): it never reads the artifacts' records, so one "
                          "whose `file` names another (unchecked) file passes; call conversion.base.read_record on each "
@@ -837,7 +842,8 @@ def bundle_cases() -> list[Case]:
             cases.append(Case("profile", f"bundle-{kind}", profile_setup, expect, "", doc=doc,
                               fixed=None if kind not in ("path-dotdot", "path-absolute", "symlink-artifact-outside",
                                                          "symlink-folder-outside", "duplicated-ids", "manifest-a-list",
-                                                         "input-missing", "tile-a-string")
+                                                         "input-missing", "tile-a-string", "file-table-dotdot",
+                                                         "symlink-report-outside", "file-table-sha-wrong", "tile-zero")
                               else "profile: the same manifest checks as restore (paths, symlinks, schema, ids)",
                               known=known.get("profile"), random_variant=rand, timeout=120))
     # profile compare: results and --into

@@ -25,7 +25,7 @@ def _kill_argv(command: str, a: Assets, d: Path) -> list:
         return ["build", "--checkpoint", a.ck, *a.build_args, "--out", "dist", "--cache-dir", "cache"]
     if command == "train":
         return ["train", "--out", "run", "--preset", "anyir-tiny", "--tasks", "noise25", "--patch", "16", "--batch", "1",
-                "--steps", "40", "--save-every", "4", "--log-every", "1", "--quiet", "--threads", "1"]
+                "--steps", "150", "--save-every", "10", "--log-every", "1", "--quiet", "--threads", "1"]
     if command == "qat":
         flags = list(TINY_QAT_FLAGS)
         flags[flags.index("--steps") + 1] = "12"
@@ -40,6 +40,7 @@ def _kill_argv(command: str, a: Assets, d: Path) -> list:
 
 
 OUTPUT_OF = {"build": "dist", "train": "run", "qat": "q", "restore": "out.png"}
+DONE = {"build": "bundle: ", "train": "checkpoint: ", "qat": "quantization state: ", "restore": " -> "}  # its last line
 
 
 @dataclass
@@ -82,7 +83,7 @@ def kill_run(command: str, sig: int, delay: float, a: Assets, runner, tag: str =
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, sig)  # the whole process group, as Ctrl-C (or a supervisor's kill) reaches it
     try:
-        _, err = p.communicate(timeout=180)
+        stdout, err = p.communicate(timeout=180)
     except subprocess.TimeoutExpired:
         os.killpg(p.pid, signal.SIGKILL)
         p.communicate()
@@ -101,6 +102,8 @@ def kill_run(command: str, sig: int, delay: float, a: Assets, runner, tag: str =
     if finished_first:
         if p.returncode != 0:
             return fail("failed", f"exit {p.returncode} before any signal: {last_line(err)[:200]}")
+    elif sig == signal.SIGINT and p.returncode == -signal.SIGINT and DONE[command] in stdout:
+        finished_first = True  # the work was done and said so: the signal landed in the interpreter's exit
     elif sig == signal.SIGINT:
         line = last_line(err)
         if p.returncode != 130 or not line.startswith("anyir: error: "):

@@ -8,6 +8,7 @@ or open with the fix named: strict xfail, so it flips when the fix lands) and a 
 `python benchmarks/fuzz_matrix.py` runs them all with more random variants and kill points and writes the
 table. Interrupts (SIGINT, SIGKILL) and two builds into one dist/ run real `python -m mobile.cli` processes.
 """
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -82,6 +83,7 @@ def test_case(env, case):
     assets, server = env
     v, res, d = run_case(case, assets, server)
     assert v.ok, f"{case.id}: {v.outcome}: {v.detail}\n--- stderr (end) ---\n{res.stderr[-1500:]}"
+    shutil.rmtree(d, ignore_errors=True)  # (kept when it fails; every case snapshots the whole root)
 
 
 def test_the_fork_server_judges_as_a_fresh_interpreter_does(env):
