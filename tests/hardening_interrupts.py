@@ -35,11 +35,11 @@ def _kill_argv(command: str, a: Assets, d: Path) -> list:
         from PIL import Image
         y, x = np.mgrid[0:3000, 0:4000]  # 12 megapixels: about 16,000 tiles of 32 px
         Image.fromarray(np.stack([(x % 256), (y % 256), ((x + y) % 256)], -1).astype(np.uint8)).save(d / "big.png")
-        return ["restore", "big.png", "--bundle", a.bundle, "--out", "out.png", "--quiet"]
+        return ["restore", "big.png", "--bundle", a.bundle, "--out", "out/restored.png", "--quiet"]
     raise ValueError(command)
 
 
-OUTPUT_OF = {"build": "dist", "train": "run", "qat": "q", "restore": "out.png"}
+OUTPUT_OF = {"build": "dist", "train": "run", "qat": "q", "restore": "out/restored.png"}
 DONE = {"build": "bundle: ", "train": "checkpoint: ", "qat": "quantization state: ", "restore": " -> "}  # its last line
 
 
@@ -55,7 +55,8 @@ class KillOutcome:
 
 
 # what shows that a command has begun its real work (a kill before it tests the interpreter's start, not ours)
-STARTED = {"build": "dist/.*partial*", "train": "run/log.jsonl", "qat": "q/config.json", "restore": None}
+# (restore makes its output folder once its imports are done, before it reads the bundle)
+STARTED = {"build": "dist/.*partial*", "train": "run/log.jsonl", "qat": "q/config.json", "restore": "out"}
 
 
 def kill_run(command: str, sig: int, delay: float, a: Assets, runner, tag: str = "",
@@ -92,7 +93,8 @@ def kill_run(command: str, sig: int, delay: float, a: Assets, runner, tag: str =
     after = snapshot(a.root)
     rel = str(d.relative_to(a.root))
     new = [q for q, v in after.items() if before.get(q) != v and v[0] != "dir"]
-    outside = [q for q in new if not (q.startswith(os.path.join(rel, out)) or q.startswith(os.path.join(rel, "cache"))
+    area = out.split("/")[0]  # the output and its folder (restore's temp file sits beside the image)
+    outside = [q for q in new if not (q.startswith(os.path.join(rel, area)) or q.startswith(os.path.join(rel, "cache"))
                                       or q.startswith(os.path.join(rel, "big.png")))]
     fail = lambda what, detail: KillOutcome(False, what, detail, delay, finished_first, [], [])  # noqa: E731
     if "Traceback (most recent call last)" in err:
