@@ -185,7 +185,9 @@ def test_wrong_input_size_and_corrupt_pte_are_one_line_errors(work, tmp_path):
     with pytest.raises(ArtifactError, match="not a loadable ExecuTorch program"):
         get_backend("executorch").load(art_bad, tmp_path)
     (tmp_path / "bad.pte").write_bytes((d / "tiny-fp32.pte").read_bytes()[:5000])
-    (tmp_path / "bad.pte.json").write_text((d / "tiny-fp32.pte.json").read_text())
+    rec = json.loads((d / "tiny-fp32.pte.json").read_text())
+    rec["file"] = "bad.pte"  # the record is bad.pte's own; only the bytes differ from what it says
+    (tmp_path / "bad.pte.json").write_text(json.dumps(rec))
     with pytest.raises(ArtifactError, match="checksum differs"):
         read_record(tmp_path / "bad.pte")
 
