@@ -6,6 +6,7 @@ like a bundle. Layout (the demo apps read it through manifest.json, never by gue
 
     dist/<name>-<version>/
       manifest.json            the single source of truth (schema: mobile/schema/manifest-1.schema.json)
+      manifest.json.sha256     its sha256 (`sha256sum -c` format): the file table covers every other file
       README.md                model card
       report.md, report.html   numbers, plots, before/after images (report/*.png)
       android/                 what an Android app packs as assets: .tflite, .pte (+ their records)
@@ -15,9 +16,11 @@ like a bundle. Layout (the demo apps read it through manifest.json, never by gue
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import sys
@@ -31,6 +34,7 @@ from anyir_core.errors import AnyIRError
 from anyir_core.train import TrainingInterrupted
 
 SCHEMA_ID = "anyir-mobile/manifest/1"
+MANIFEST_SHA = "manifest.json.sha256"  # (mobile/bundle_check.py checks it)
 SCHEMA_FILE = Path(__file__).with_name("schema") / "manifest-1.schema.json"
 # where each runtime's artifacts go: the platforms whose apps run it
 PLATFORMS = {"executorch": ("android", "ios"), "tflite": ("android",), "coreml": ("ios",)}
@@ -173,11 +177,25 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
+def _unlisted(root: Path, p: Path) -> bool:
+    """The files the manifest's table leaves out: manifest.json itself and the checksum beside it."""
+    return p.name == "manifest.json" or _rel(p, root) == MANIFEST_SHA
+
+
+def _bundle_files(root: Path) -> list[Path]:
+    """Every file and link under `root`, sorted, without following a link (os.walk does not)."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        d = Path(dirpath)
+        out += [d / n for n in filenames] + [d / n for n in dirnames if (d / n).is_symlink()]
+    return sorted(out)
+
+
 def _file_table(root: Path) -> dict:
     from conversion.base import file_sha256
     table = {}
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "manifest.json":
+    for p in _bundle_files(root):
+        if p.is_file() and not p.is_symlink() and not _unlisted(root, p):
             table[_rel(p, root)] = {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
     return table
 
@@ -251,10 +269,11 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build", v
     version = cfg.version or anyir_core.__version__
     dest = Path(cfg.out) / f"{name}-{version}"
     if dest.exists() and not cfg.force:
-        raise AnyIRError(f"{dest} exists; pass --force to replace it, or --version/--name to build beside it")
+        raise _exists_error(dest)
     variants = plan_variants(cfg)
     cache = BuildCache(cfg.cache_dir, enabled=cfg.cache, say=stages.say)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    _sweep_dead_partials(Path(cfg.out))
     tmp = Path(cfg.out) / f".{name}-{version}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -279,12 +298,47 @@ def build(cfg: BuildConfig, quiet: bool = False, command: str = "anyir build", v
             errors = schema_errors(json.loads((tmp / "manifest.json").read_text()))
             if errors:
                 raise AnyIRError(f"internal: the manifest does not match its schema: {errors[0]}")
-            if dest.exists():
-                shutil.rmtree(dest)  # --force, checked above
-            tmp.rename(dest)
+            _move_into_place(tmp, dest, cfg.force)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return dest
+
+
+def _exists_error(dest: Path) -> AnyIRError:
+    return AnyIRError(f"{dest} exists; pass --force to replace it, or --version/--name to build beside it")
+
+
+def _move_into_place(tmp: Path, dest: Path, force: bool) -> None:
+    """Rename the finished bundle to `dest`. Checked again here, not only at the start: another build into the
+    same dist/ may have finished meanwhile, and its bundle is replaced only with --force."""
+    if dest.exists() and not force:
+        raise _exists_error(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    try:
+        tmp.rename(dest)  # refused (not empty) when another build's bundle landed since the check
+    except OSError as e:
+        if dest.exists():
+            raise _exists_error(dest) from None
+        raise AnyIRError(f"{dest}: could not move the finished bundle into place ({e.strerror or e})") from None
+
+
+PARTIAL = re.compile(r"^\..+\.partial-(\d+)(-qat)?$")  # build()'s hidden work folders (and _quant_state's)
+
+
+def _sweep_dead_partials(out: Path) -> None:
+    """Remove the hidden work folders in `out` of builds that are no longer running (SIGKILL, a power cut: no
+    `finally` ran). A folder whose pid is alive, or whose owner this user may not signal, is left alone."""
+    for d in out.iterdir():
+        m = PARTIAL.match(d.name)
+        if not m or not d.is_dir() or d.is_symlink() or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            os.kill(int(m.group(1)), 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (PermissionError, OverflowError, OSError):
+            pass  # alive under another user, or not a pid this host can check: not ours to remove
 
 
 def _build_record(stages: Stages, cache) -> dict:
@@ -297,8 +351,19 @@ def _write_manifest(root: Path, manifest: dict) -> None:
     manifest["files"] = _file_table(root)
     order = ["schema", "name", "version", "created", "builder", "model", "input", "quantization", "default_artifact",
              "ranking", "artifacts", "failed", "host_latency", "profiles", "build", "files"]
-    text = json.dumps({k: manifest[k] for k in order if k in manifest}, indent=2) + "\n"
-    (root / "manifest.json").write_text(text)
+    text = (json.dumps({k: manifest[k] for k in order if k in manifest}, indent=2) + "\n").encode()
+    _atomic_bytes(root / "manifest.json", text)
+    # last: a manifest changed after it no longer matches (a flip that keeps it valid JSON and schema-valid)
+    _atomic_bytes(root / MANIFEST_SHA, f"{hashlib.sha256(text).hexdigest()}  manifest.json\n".encode())
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --- the cache keys: what each stage reads (mobile/cache.py adds the project's version, the hash of the
@@ -385,14 +450,15 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
     stages.parallel = {"workers": workers, "threads_per_worker": threads} if pool else None
     import torch
     own_threads = torch.get_num_threads()
-    if pool:  # QAT here shares the CPUs with the workers
-        torch.set_num_threads(max(1, V.cpu_count() - workers * threads))
+    needs_int8 = any(p == "int8" for _, p, _ in variants)
+    if pool and needs_int8:  # QAT trains here on the cores of one worker, the others export the float artifacts
+        pool.set_limit(workers - 1)
+        torch.set_num_threads(max(1, V.cpu_count() - (workers - 1) * threads))
     try:
         floats = [j for j in jobs if j.precision != "int8"]
         if pool:  # the float artifacts need no quantization state: they run while QAT trains
             for j in V.longest_first(floats):
                 pool.submit(j)
-        needs_int8 = any(p == "int8" for _, p, _ in variants)
         if needs_int8:
             with stages("quantize (QAT)" if not cfg.quant_state else "quantization state") as row:
                 try:
@@ -409,9 +475,10 @@ def _build_into(root: Path, cfg: BuildConfig, src, eager, variants, tile, overla
         for j in int8:
             j.quant = quant
         todo = V.longest_first(int8) if pool else [j for j in jobs if j.precision != "int8" or j in int8]
-        if pool:
-            for j in todo:
-                pool.submit(j)
+        if pool:  # the int8 artifacts (the longest jobs: the critical path) go before the floats still queued
+            for j in reversed(todo):
+                pool.submit(j, first=True)
+            pool.set_limit(workers)
             V.wait_all(pool, take)
         else:
             for j in todo:
@@ -637,31 +704,55 @@ def _quant_state(root: Path, cfg: BuildConfig, src, quiet: bool, cache=None) -> 
 # --- bundle verify ------------------------------------------------------------------------------
 
 def verify_bundle(folder: str | Path) -> dict:
-    """Schema, checksums, missing and extra files. Returns {"ok": bool, "problems": [...], "manifest": ...}."""
-    from conversion.base import file_sha256
+    """Schema, checksums (manifest.json's own too), missing and extra files, symbolic links (a bundle holds none:
+    nothing here is followed), paths out of the bundle, artifact records, ids. Returns {"ok": bool, "problems":
+    [...], "manifest": ...}."""
+    from conversion.base import file_sha256, read_record
+
+    from .bundle_check import _path_problem, escapes, manifest_sha_problem
     root = Path(folder)
     if not root.is_dir():
         raise AnyIRError(f"{root}: not a bundle folder")
     mpath = root / "manifest.json"
     if not mpath.is_file():
         raise AnyIRError(f"{root}: no manifest.json (not a bundle, or an unfinished one)")
+    text = mpath.read_bytes()
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(text)
     except json.JSONDecodeError as e:
         raise AnyIRError(f"{mpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
-    problems = [f"manifest.json: {e}" for e in schema_errors(manifest)]
+    except ValueError as e:  # not UTF-8
+        raise AnyIRError(f"{mpath}: not valid JSON ({str(e)[:80]})") from None
+    if not isinstance(manifest, dict):
+        raise AnyIRError(f"{mpath}: a JSON {type(manifest).__name__}, not a manifest; the bundle is damaged")
+    problems = [p for p in [manifest_sha_problem(root, text)] if p]
+    problems += [f"manifest.json: {e}" for e in schema_errors(manifest)]
+    problems += escapes(root, manifest)  # paths out of the bundle or through a link, and every link: never followed
+
+    def unsafe(rel) -> bool:
+        return not isinstance(rel, str) or _path_problem(root, rel) is not None
+
     files = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     for rel, want in sorted(files.items()):
         p = root / rel
+        if unsafe(rel):
+            continue  # named above
         if not p.is_file():
             problems.append(f"{rel}: missing")
-        elif p.stat().st_size != want.get("bytes") or file_sha256(p) != want.get("sha256"):
+        elif not isinstance(want, dict) or p.stat().st_size != want.get("bytes") or file_sha256(p) != want.get("sha256"):
             problems.append(f"{rel}: changed (size or sha256 differs from the manifest)")
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and p.name != "manifest.json" and _rel(p, root) not in files:
+    links = []
+    for p in _bundle_files(root):
+        if p.is_symlink():
+            links.append(_rel(p, root))
+        elif not _unlisted(root, p) and _rel(p, root) not in files:
             problems.append(f"{_rel(p, root)}: not listed in the manifest")
-    for a in manifest.get("artifacts", []) if isinstance(manifest.get("artifacts"), list) else []:
-        for rel in (a.get("paths") or {}).values():
+    arts = [a for a in manifest.get("artifacts", []) if isinstance(a, dict)] \
+        if isinstance(manifest.get("artifacts"), list) else []
+    for a in arts:
+        for rel in (a.get("paths") if isinstance(a.get("paths"), dict) else {}).values():
+            if unsafe(rel) or unsafe(f"{rel}.json") or any(x.startswith(f"{rel}/") for x in links):
+                continue  # named above
             p = root / rel
             if p.is_dir():  # a package (.mlpackage): its files are in the table; the artifact hash covers them all
                 if any(_rel(f, root) not in files for f in p.rglob("*") if f.is_file()):
@@ -672,6 +763,16 @@ def verify_bundle(folder: str | Path) -> dict:
                 problems.append(f"{rel}: artifact {a.get('id')} is not in the file table")
             elif files[rel].get("sha256") != a.get("sha256"):
                 problems.append(f"{rel}: artifact {a.get('id')} sha256 differs from its file-table entry")
+            if p.exists():  # what a runtime loads is what its record names: the record must describe this file
+                try:
+                    read_record(p)
+                except AnyIRError as e:
+                    problems.append(f"{rel}: artifact {a.get('id')}: {str(e).replace(str(root) + os.sep, '')}")
+    ids = [a.get("id") for a in arts if isinstance(a.get("id"), str)]
+    problems += [f"artifact id {i!r} is listed more than once" for i in sorted({i for i in ids if ids.count(i) > 1}, key=str)]
+    default = manifest.get("default_artifact")
+    if default is not None and default not in ids:
+        problems.append(f"default_artifact {default!r} names no artifact of this bundle")
     return {"ok": not problems, "problems": problems, "manifest": manifest}
 
 

@@ -1,7 +1,8 @@
 """What a reader of a bundle checks before it runs anything from it (`anyir restore`, `anyir profile BUNDLE`):
-the manifest parses, is schema 1 and valid, its artifact ids are unique, and every path it names stays inside
-the bundle: no absolute path, no `..`, no symbolic link on the way (a link can point anywhere, and
-`anyir bundle verify` hashes what it points to). Each problem is one AnyIRError line.
+the manifest parses, matches the sha256 written beside it (manifest.json.sha256: the file table covers every
+other file, this covers the table), is schema 1 and valid, its artifact ids are unique, and every path it names
+stays inside the bundle: no absolute path, no `..`, no symbolic link on the way (a link can point anywhere).
+Each problem is one AnyIRError line.
 
 `escapes(root, manifest)` lists the path problems of a whole manifest, for `verify_bundle` to report.
 """
@@ -14,6 +15,20 @@ from pathlib import Path, PurePosixPath
 from anyir_core.errors import AnyIRError
 
 SCHEMA_ID = "anyir-mobile/manifest/1"
+MANIFEST_SHA = "manifest.json.sha256"  # `sha256sum` format, written after manifest.json (mobile/bundle.py)
+
+
+def manifest_sha_problem(root: str | Path, text: bytes) -> str | None:
+    """Why manifest.json's bytes `text` do not match the sha256 written beside them, or None when they do."""
+    import hashlib
+    spath = Path(root) / MANIFEST_SHA
+    if spath.is_symlink() or not spath.is_file():
+        return (f"{MANIFEST_SHA}: missing (a bundle from an anyir before it was written, or a damaged one); "
+                "rebuild it with `anyir build`")
+    want = spath.read_bytes()[:64].decode("ascii", "replace")
+    if want != hashlib.sha256(text).hexdigest():
+        return f"manifest.json: changed (its sha256 differs from {MANIFEST_SHA}); the bundle is damaged"
+    return None
 
 
 def load_manifest(root: str | Path) -> dict:
@@ -27,12 +42,16 @@ def load_manifest(root: str | Path) -> dict:
         raise AnyIRError(f"{root}: not a bundle (no manifest.json); build one with `anyir build`")
     if mpath.is_symlink():
         raise AnyIRError(f"{mpath}: a symbolic link; a bundle holds no links")
+    text = mpath.read_bytes()
     try:
-        m = json.loads(mpath.read_text())
+        m = json.loads(text)
     except (ValueError, UnicodeDecodeError) as e:
         raise AnyIRError(f"{mpath}: not valid JSON ({str(e)[:80]}); the bundle is damaged") from None
     if not isinstance(m, dict):
         raise AnyIRError(f"{mpath}: a JSON {type(m).__name__}, not a manifest; the bundle is damaged")
+    changed = manifest_sha_problem(root, text)
+    if changed:
+        raise AnyIRError(f"{root}: {changed}")
     if m.get("schema") != SCHEMA_ID:
         raise AnyIRError(f"{mpath}: schema {m.get('schema')!r} is not {SCHEMA_ID!r} (a newer or foreign bundle: "
                          "this anyir reads schema 1)")

@@ -33,16 +33,23 @@ def read_manifest(bundle: Path) -> dict:
     return json.loads((bundle / "manifest.json").read_text())
 
 
-def write_manifest(bundle: Path, m: dict, refresh_files: bool = False) -> None:
+def write_manifest(bundle: Path, m: dict, refresh_files: bool = False, seal: bool = True) -> None:
+    """seal: rewrite manifest.json.sha256 too, as a tamperer who knows the format would (what is tested is then
+    the check of the manifest's content); seal=False leaves the old one, as a flip on disk would."""
+    import hashlib
     if refresh_files:
         m["files"] = file_table(bundle)
-    (bundle / "manifest.json").write_text(json.dumps(m, indent=1) + "\n")
+    text = json.dumps(m, indent=1) + "\n"
+    (bundle / "manifest.json").write_text(text)
+    if seal:
+        (bundle / "manifest.json.sha256").write_text(f"{hashlib.sha256(text.encode()).hexdigest()}  manifest.json\n")
 
 
 def file_table(bundle: Path) -> dict:
     from conversion.base import file_sha256
     return {p.relative_to(bundle).as_posix(): {"bytes": p.stat().st_size, "sha256": file_sha256(p)}
-            for p in sorted(bundle.rglob("*")) if p.is_file() and p.name != "manifest.json"}
+            for p in sorted(bundle.rglob("*"))
+            if p.is_file() and p.name != "manifest.json" and p.relative_to(bundle).as_posix() != "manifest.json.sha256"}
 
 
 def rewrite_record(artifact: Path) -> None:

@@ -665,7 +665,7 @@ def tamper_bundle(kind: str, b: Path, rng: random.Random, outside: Path) -> None
         (b / "manifest.json").write_text("[]")
     elif kind == "manifest-number-changed":  # a flip that keeps it valid JSON, valid against the schema
         m["host_latency"]["eager_ms_median"] += 1.0
-        write_manifest(b, m)
+        write_manifest(b, m, seal=False)
     elif kind == "schema-unknown-version":
         m["schema"] = "anyir-mobile/manifest/2"
         write_manifest(b, m)
@@ -744,60 +744,52 @@ def _sha(data: bytes) -> str:
 
 
 SCHEMA_FIX = "restore: a manifest that fails its own schema was used (here a file-table path '../x')"
-MANIFEST_FIX = ("needs fix in mobile/bundle.py: no checksum covers manifest.json itself (its file table covers every "
-                "other file), so a change that keeps it valid JSON and valid against the schema (a measured number, a "
-                "threshold, a `passed`) passes `anyir bundle verify` and is used by restore/profile; write its sha256 "
-                "beside it (manifest.json.sha256, written last) and check it in verify_bundle (bundle_check.load_manifest "
-                "can then check it too)")
-# a random flip in the manifest: most break its JSON or its schema (one clean line); one that keeps both is the
-# open defect above, shown deterministically by manifest-number-changed
-ANY_OUTCOME = {"manifest-bit-flipped": "a flip that keeps the manifest valid JSON and schema-valid is not detectable "
-                                       "(no checksum covers manifest.json: see manifest-number-changed)"}
+# per command: a manifest changed but still valid JSON and schema-valid (no checksum covered manifest.json)
+MANIFEST_FIXED = {c: f"{c}: a changed manifest, still valid JSON and schema-valid, {how} (no checksum covered it)"
+                  for c, how in (("restore", "was used"), ("bundle verify", "passed"), ("profile", "was used"))}
+# bundle verify's own fixes (restore's are in BUNDLE_KINDS)
+VERIFY_FIXED = {
+    "manifest-a-list": "bundle verify: a manifest that is not an object: traceback",
+    "manifest-number-changed": MANIFEST_FIXED["bundle verify"],
+    "path-dotdot-only": "bundle verify: an artifact path '..' passed the schema and hashed the bundle's parent folder",
+    "symlink-artifact-outside": "bundle verify: a symlinked artifact (pointing outside the bundle) passed",
+    "symlink-folder-outside": "bundle verify: a symlinked folder (pointing outside the bundle) passed",
+    "symlink-report-outside": "bundle verify: a symlinked report (pointing outside the bundle) passed",
+    "duplicated-ids": "bundle verify: duplicated artifact ids passed",
+    "default-unknown": "bundle verify: a default_artifact naming no artifact passed",
+    "record-names-another-file": "bundle verify: a record naming another (unchecked) file passed",
+}
+# kinds whose outcome may be either (none now: a random flip in the manifest breaks its JSON, or its sha256 beside
+# it, manifest.json.sha256, no longer matches: one clean line either way)
+ANY_OUTCOME: dict = {}
 BUNDLE_KINDS = {  # kind -> (error word, fixed in this change, open defect per command {command: note})
     "manifest-zero-length": ("JSON", "restore: a manifest that is not JSON: traceback", {}),
     "manifest-truncated": ("", "restore: a manifest that is not JSON: traceback", {}),
     "manifest-bit-flipped": ("", None, {}),
     "manifest-a-list": ("", "restore: a manifest that is not an object: traceback", {}),
-    "manifest-number-changed": ("", None, {
-        "bundle verify": MANIFEST_FIX, "restore": MANIFEST_FIX, "profile": MANIFEST_FIX}),
+    "manifest-number-changed": ("", MANIFEST_FIXED["restore"], {}),
     "schema-unknown-version": ("schema", "restore: an unknown manifest schema version was used as if it were 1", {}),
     "schema-missing": ("schema", "restore: a manifest without a schema id was used", {}),
     "path-dotdot": ("leaves", "restore: an artifact path '../..' loaded a program outside the bundle", {}),
     "path-absolute": ("leaves", "restore: an absolute artifact path loaded a program outside the bundle", {}),
-    "path-dotdot-only": ("", None, {
-        "bundle verify": "needs fix in mobile/schema/manifest-1.schema.json or mobile/bundle.py verify_bundle(): the "
-                         "path pattern allows '..' itself (it refuses only '../'); verify_bundle then hashes the "
-                         "bundle's parent folder as the artifact"}),
+    "path-dotdot-only": ("", None, {}),
     "file-table-dotdot": ("", SCHEMA_FIX, {}),
-    "symlink-artifact-outside": ("symbolic link", "restore: a symlinked artifact loaded a file from outside the bundle", {
-        "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): it follows symlinks (p.is_file(), file_sha256) "
-                         "and passes a bundle whose files point outside it; refuse any symlink, e.g. "
-                         "`if p.is_symlink(): problems.append(f'{rel}: a symlink (not allowed in a bundle)')` in "
-                         "both loops"}),
-    "symlink-folder-outside": ("symbolic link", "restore: a symlinked folder loaded a file from outside the bundle", {
-        "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): a symlinked folder is followed (same fix)"}),
+    "symlink-artifact-outside": ("symbolic link", "restore: a symlinked artifact loaded a file from outside the bundle", {}),
+    "symlink-folder-outside": ("symbolic link", "restore: a symlinked folder loaded a file from outside the bundle", {}),
     "symlink-report-outside": ("symbolic link", "restore: a bundle holding a symlink to a file outside it (report.md) "
-                                                "was used", {
-        "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): a symlinked report is hashed as if it "
-                         "were the bundle's (same fix)"}),
+                                                "was used", {}),
     "artifact-sha-wrong": ("sha256", None, {}),
     "file-table-sha-wrong": ("sha256", "restore / profile: a manifest whose file table disagrees with the artifact's "
                                        "sha256 was used", {}),
     "artifact-bytes-flipped": ("", None, {}),
-    "duplicated-ids": ("more than once", "restore: two artifacts with one id: the first silently won", {
-        "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): duplicated artifact ids pass; add "
-                         "`ids = [a.get('id') for a in artifacts]; problems += [f'artifact id {i!r} is listed "
-                         "more than once' for i in sorted({i for i in ids if ids.count(i) > 1})]`"}),
+    "duplicated-ids": ("more than once", "restore: two artifacts with one id: the first silently won", {}),
     "input-missing": ("input", "restore: a manifest without `input`: traceback", {}),
     "tile-a-string": ("tile", "restore: a manifest tile of the wrong type: traceback", {}),
     "tile-zero": ("tile", "restore: tile [0, 0] gave a misleading 'overlap' error", {}),
     "default-unknown": ("", None, {}),
     "artifacts-not-a-list": ("artifacts", "restore: a manifest whose `artifacts` is not a list: a misleading 'has no "
                                           "artifact' error", {}),
-    "record-names-another-file": ("names", "restore: a record naming another file loaded that file unchecked", {
-        "bundle verify": "needs fix in mobile/bundle.py verify_bundle(): it never reads the artifacts' records, so one "
-                         "whose `file` names another (unchecked) file passes; call conversion.base.read_record on each "
-                         "artifact path (it now refuses such a record)"}),
+    "record-names-another-file": ("names", "restore: a record naming another file loaded that file unchecked", {}),
     "manifest-missing": ("manifest", None, {}),
     "not-a-folder": ("", None, {}),
 }
@@ -833,14 +825,11 @@ def bundle_cases() -> list[Case]:
                           known=known.get("restore"), random_variant=rand, timeout=120, doc=doc))
         cases.append(Case("bundle verify", kind, verify_setup, expect, doc=doc,
                           want={"manifest-zero-length": "JSON", "manifest-missing": "manifest"}.get(kind, ""),
-                          fixed="bundle verify: a manifest that is not an object: traceback" if kind == "manifest-a-list" else None,
-                          known=known.get("bundle verify") if kind != "default-unknown" else
-                          "needs fix in mobile/bundle.py verify_bundle(): a default_artifact that names no artifact "
-                          "passes; add `if manifest.get('default_artifact') not in ids: problems.append(...)`",
-                          random_variant=rand))
+                          fixed=VERIFY_FIXED.get(kind), known=known.get("bundle verify"), random_variant=rand))
         if kind not in ("default-unknown",):
             cases.append(Case("profile", f"bundle-{kind}", profile_setup, expect, "", doc=doc,
-                              fixed=None if kind not in ("path-dotdot", "path-absolute", "symlink-artifact-outside",
+                              fixed=MANIFEST_FIXED["profile"] if kind == "manifest-number-changed" else
+                              None if kind not in ("path-dotdot", "path-absolute", "symlink-artifact-outside",
                                                          "symlink-folder-outside", "duplicated-ids", "manifest-a-list",
                                                          "input-missing", "tile-a-string", "file-table-dotdot",
                                                          "symlink-report-outside", "file-table-sha-wrong", "tile-zero")
@@ -864,8 +853,7 @@ def bundle_cases() -> list[Case]:
         shutil.copy(asset(a, "profile_result"), d / "r.json")
         return ["profile", "compare", "r.json", "--into", f"b/{b.name}"]
     cases.append(Case("profile compare", "into-a-symlinked-bundle", into_tampered, "error", "",
-                      known="needs fix in mobile/bundle.py verify_bundle(): `--into` trusts verify_bundle, which "
-                            "passes a bundle whose report.md is a symlink to a file outside it (same fix as bundle verify)"))
+                      fixed="profile compare --into: a bundle holding a symlink out of it was changed (verify followed links)"))
     return cases
 
 

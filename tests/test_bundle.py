@@ -1,6 +1,7 @@
 """`anyir build`, `anyir bundle verify`, `anyir restore` end to end on the tiny preset at 64x64 tiles:
 the bundle's layout and manifest, checksums that catch tampering, builds that leave nothing half-made,
 restore numbers that match the report, and the test vectors the apps consume."""
+import hashlib
 import json
 import os
 import shutil
@@ -114,7 +115,14 @@ def test_bundle_verify_accepts_then_names_what_was_tampered(bundle, tmp_path):
     m = json.loads((copy / "manifest.json").read_text())
     m["artifacts"][0]["precision"] = "int4"
     (copy / "manifest.json").write_text(json.dumps(m))
-    assert "precision" in anyir("bundle", "verify", copy).stderr
+    r = anyir("bundle", "verify", copy)
+    assert "precision" in r.stderr and "manifest.json: changed (its sha256 differs from manifest.json.sha256)" in r.stderr
+    # the manifest's own checksum, in `sha256sum -c` format, written last
+    digest = hashlib.sha256((dest / "manifest.json").read_bytes()).hexdigest()
+    assert (dest / "manifest.json.sha256").read_text() == f"{digest}  manifest.json\n"
+    (copy / "manifest.json.sha256").unlink()
+    r = anyir("restore", copy / "testvectors" / "photo.png", "--bundle", copy, "--out", tmp_path / "o.png")
+    assert r.returncode == 2 and "manifest.json.sha256: missing" in r.stderr.strip().splitlines()[-1], r.stderr
     r = anyir("bundle", "verify", tmp_path / "nothing")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
 

@@ -134,22 +134,18 @@ def test_ctrl_c_while_the_cli_starts_is_one_line(env):
     assert seen[-1].startswith("exit 130"), seen
 
 
-@pytest.mark.xfail(strict=True, reason="needs fix in mobile/bundle.py build(): a SIGKILLed build's hidden "
-                                       "dist/.<name>-<version>.partial-<pid> folder (and its -qat work folder) stays "
-                                       "forever; the next build should remove those whose pid is no longer running")
 def test_a_rerun_sweeps_what_a_sigkilled_build_left(kills):
+    """Before this fix: a SIGKILLed build's hidden dist/.<name>-<version>.partial-<pid> folder (and its -qat work
+    folder) stayed forever; now the next build removes those whose pid is no longer running."""
     k = kills[("build", signal.SIGKILL)]
     assert k.ok and k.leftovers, "the kill should have left a partial folder to sweep"
     assert k.leftovers_after_rerun == [], k.leftovers_after_rerun
 
 
-@pytest.mark.xfail(strict=True, reason="needs fix in mobile/bundle.py build(): two builds into one dist/ both pass "
-                                       "the early `dest.exists()` check; the later one then deletes the first one's "
-                                       "bundle and renames its own in without --force (or, racing, fails the rename "
-                                       "with a traceback). Re-check `dest.exists() and not cfg.force` just before "
-                                       "the rename and catch OSError from `tmp.rename(dest)` as that same one-line "
-                                       "error")
 def test_two_builds_into_one_dist_at_once(env):
+    """Before this fix: two builds into one dist/ both passed the early `dest.exists()` check; the later one then
+    deleted the first one's bundle and renamed its own in without --force (or, racing, failed the rename with a
+    traceback). Now `dest` is checked again just before the rename, and a refused rename is that same one line."""
     assets, server = env
     ok, detail = K.concurrent_builds(assets, server)
     assert ok, detail
