@@ -38,6 +38,26 @@ INPUT_NAME, OUTPUT_NAME = "image", "restored"
 _STRAY_FILES = ("executorch_debug_handle_mapping.json",)
 
 
+@contextlib.contextmanager
+def _disk_errors(out_file: Path):
+    """coremltools writes the weights (under $TMPDIR during the conversion) through its C++ blob writer, which
+    reports a failed write (a full disk) as RuntimeError('[MIL FileWriter]: Unknown error ...'), no OSError."""
+    try:
+        yield
+    except RuntimeError as e:
+        if "FileWriter" not in str(e):
+            raise
+        tb = e.__traceback__
+        while tb is not None:  # its weights folder (a TemporaryDirectory in ct.convert): removed now, not at exit
+            for value in list(tb.tb_frame.f_locals.values()):
+                if isinstance(value, tempfile.TemporaryDirectory):
+                    value.cleanup()
+            tb = tb.tb_next
+        raise ArtifactError(f"{out_file.name}: Core ML could not write the weights ({str(e).splitlines()[0][:120]}); "
+                            f"the disk holding {tempfile.gettempdir()} (TMPDIR) or {out_file.parent} is full or not "
+                            "writable; free some space") from None
+
+
 def fold_constant_dequantize(gm: torch.fx.GraphModule) -> tuple[torch.fx.GraphModule, int]:
     """A copy of a Q/DQ module whose per-tensor dequantized constants are plain float constants.
 
@@ -138,7 +158,7 @@ class CoreMLBackend(Backend):
         else:
             inp = ct.TensorType(name=INPUT_NAME, shape=shape)
         out_file = Path(out_file)
-        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr):
+        with warnings.catch_warnings(), contextlib.redirect_stdout(sys.stderr), _disk_errors(out_file):
             warnings.simplefilter("ignore")
             ml = ct.convert(ep, inputs=[inp], outputs=[ct.TensorType(name=OUTPUT_NAME)], convert_to="mlprogram",
                             minimum_deployment_target=getattr(ct.target, DEPLOYMENT_TARGET),
@@ -169,7 +189,8 @@ class CoreMLBackend(Backend):
         ml.user_defined_metadata["anyir.tile"] = f"{spec.height}x{spec.width}"
         with tempfile.TemporaryDirectory(dir=out_file.parent, prefix=f".{out_file.name}.") as tmp:
             staged = Path(tmp) / out_file.name
-            ml.save(str(staged))
+            with _disk_errors(out_file):
+                ml.save(str(staged))
             for name in _STRAY_FILES:
                 (staged / name).unlink(missing_ok=True)
             from .mil_interpreter import Program
