@@ -363,9 +363,21 @@ def read_quant_info(state: str | Path) -> dict:
     if not (folder / STATE_FILE).is_file() or not (folder / INFO_FILE).is_file():
         raise CheckpointError(f"{folder}: not a quantization state (no {STATE_FILE} + {INFO_FILE}); run `anyir qat`")
     try:
-        return json.loads((folder / INFO_FILE).read_text())
+        info = json.loads((folder / INFO_FILE).read_text())
     except ValueError:
         raise CheckpointError(f"{folder / INFO_FILE}: unreadable") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{folder / INFO_FILE}: not a quantization record (a JSON object); make the state again "
+                              "with `anyir qat`")
+    missing = [k for k, kind in _INFO_KEYS.items() if not isinstance(info.get(k), kind)]
+    if missing or not isinstance(info.get("recipe", {}), dict):
+        raise CheckpointError(f"{folder / INFO_FILE}: {', '.join(missing) or 'recipe'} missing or of the wrong type; "
+                              "make the state again with `anyir qat`")
+    return info
+
+
+# what the loaders and the manifest read from quant.json
+_INFO_KEYS = {"checkpoint": str, "checkpoint_sha256": str, "preset": str, "scheme": str, "mode": str}
 
 
 def float_levels(info: dict) -> int:
@@ -383,9 +395,19 @@ def resolve_checkpoint(checkpoint: str) -> Path:
 
 
 def checkpoint_sidecar(checkpoint: str) -> dict:
-    """The JSON sidecar of a checkpoint (preset, recipe, metrics), or {} when it has none."""
+    """The JSON sidecar of a checkpoint (preset, recipe, metrics), or {} when it has none; a CheckpointError
+    when it is there but damaged (its recipe decides QAT's tasks and goes into a bundle's provenance)."""
     sidecar = resolve_checkpoint(checkpoint).with_suffix(".json")
-    return json.loads(sidecar.read_text()) if sidecar.is_file() else {}
+    if not sidecar.is_file():
+        return {}
+    try:
+        side = json.loads(sidecar.read_text())
+    except ValueError:  # (UnicodeDecodeError is one too)
+        side = None
+    if not isinstance(side, dict) or not isinstance(side.get("recipe", {}), dict):
+        raise CheckpointError(f"{sidecar}: the checkpoint's sidecar is damaged (not a JSON object with an object "
+                              "`recipe`); restore it, or remove it to go without one")
+    return side
 
 
 def load_prepared(state: str | Path, height: int, width: int, checkpoint: str | None = None):
@@ -444,7 +466,10 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
     if existing and not resume:
         raise AnyIRError(f"{out} holds an unfinished run; pass --resume to continue it")
     if resume and (out / "config.json").is_file():
-        saved = json.loads((out / "config.json").read_text())
+        try:
+            saved = json.loads((out / "config.json").read_text())
+        except ValueError:
+            raise AnyIRError(f"{out / 'config.json'}: damaged (not JSON); start a new run with another --out") from None
         if saved != asdict(cfg):
             raise AnyIRError("--resume with different settings; use the run's config.json")
     threads_before = torch.get_num_threads()
@@ -467,13 +492,34 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         params = [p for p in gm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if steps else None
         step, log_lines = 0, 0
-        if resume and existing:
-            state, _ = read_safetensors(existing[-1] / STATE_FILE)
-            gm.load_state_dict(state, strict=False)
-            trainer = torch.load(existing[-1] / "trainer.pt", map_location="cpu", weights_only=True)
-            if opt is not None:
-                opt.load_state_dict(trainer["optimizer"])
-            step, log_lines = int(trainer["step"]), int(trainer["log_lines"])
+        for ck_dir in reversed(existing if resume else []):
+            try:
+                step, log_lines = _load_step(ck_dir, gm, opt)
+                break
+            except CheckpointError as e:  # a damaged newest checkpoint: fall back to the one before
+                warnings.warn(f"skipping damaged checkpoint: {e}")
+        else:
+            if resume and existing:
+                raise CheckpointError(f"{out}: no loadable checkpoint to resume from; start again with another --out")
+        made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)  # the first folder made
+        try:
+            return _run(out, cfg, gm, fp, traced, opt, steps, step, log_lines, preset, checkpoint, ck, stop, quiet,
+                        stop_after)
+        except BaseException:
+            if made is not None and not _checkpoints(out):  # nothing saved yet: leave no half-made output folder
+                shutil.rmtree(made, ignore_errors=True)
+            raise
+    finally:
+        stop.__exit__(None, None, None)
+        torch.set_num_threads(threads_before)
+
+
+def _run(out: Path, cfg: QuantConfig, gm, fp, traced, opt, steps: int, step: int, log_lines: int, preset, checkpoint,
+         ck: Path, stop, quiet: bool, stop_after: int | None) -> Path:
+    """quantize() from the output folder on: calibration (unless resumed), the QAT steps, the saved state."""
+    from safetensors import SafetensorError
+
+    try:
         out.mkdir(parents=True, exist_ok=True)
         _atomic_write(out / "config.json", lambda t: Path(t).write_text(json.dumps(asdict(cfg), indent=2) + "\n"))
         _truncate_log(out / "log.jsonl", log_lines)
@@ -521,9 +567,35 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         _save_state(out, gm, info)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         return out
-    finally:
-        stop.__exit__(None, None, None)
-        torch.set_num_threads(threads_before)
+    except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+        raise AnyIRError(f"{out}: could not write the quantization state ({str(e).splitlines()[0][:160]})") from None
+
+
+def _load_step(ck_dir: Path, gm, opt) -> tuple[int, int]:
+    """(step, log lines) of a saved QAT checkpoint, loaded into `gm` and `opt`; a CheckpointError for anything
+    damaged or that does not fit (both are then left as they were, for the checkpoint before)."""
+    state, _ = read_safetensors(ck_dir / STATE_FILE)
+    try:  # weights_only: a pickle carrying code is refused here, its code never runs
+        trainer = torch.load(ck_dir / "trainer.pt", map_location="cpu", weights_only=True)
+        step, log_lines = int(trainer["step"]), int(trainer["log_lines"])
+        optimizer = trainer["optimizer"]
+    except Exception as e:  # noqa: BLE001 - whatever a damaged file makes the unpickler raise
+        why = str(e).splitlines()[0][:100] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f"{ck_dir}/trainer.pt: unreadable ({why})") from None
+    gm_before = {k: v.clone() for k, v in gm.state_dict().items()}
+    opt_before = opt.state_dict() if opt is not None else None
+    try:
+        missing, unexpected = gm.load_state_dict(state, strict=False)
+        if unexpected or any(not k.startswith("_tensor_constant") for k in missing):
+            raise KeyError(f"{len(unexpected) + len(missing)} keys differ")
+        if opt is not None:
+            opt.load_state_dict(optimizer)
+        return step, log_lines
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as e:
+        gm.load_state_dict(gm_before)
+        if opt is not None:
+            opt.load_state_dict(opt_before)
+        raise CheckpointError(f"{ck_dir}: does not fit this run ({str(e).splitlines()[0][:100]})") from None
 
 
 def _save_step(out: Path, gm, opt, step: int, log_lines: int) -> None:
@@ -534,11 +606,19 @@ def _save_step(out: Path, gm, opt, step: int, log_lines: int) -> None:
     tmp, final = ckdir / f".tmp_step_{step:07d}", ckdir / f"step_{step:07d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file(_learned_state(gm), str(tmp / STATE_FILE))
-    torch.save({"optimizer": opt.state_dict() if opt else {}, "step": step, "log_lines": log_lines}, tmp / "trainer.pt")
+    try:
+        save_file(_learned_state(gm), str(tmp / STATE_FILE))
+        try:
+            torch.save({"optimizer": opt.state_dict() if opt else {}, "step": step, "log_lines": log_lines},
+                       tmp / "trainer.pt")
+        except RuntimeError as e:  # torch's zip writer reports a failed write (a full disk) as a RuntimeError
+            raise AnyIRError(f"{tmp / 'trainer.pt'}: could not be written ({str(e).splitlines()[0][:160]})") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
-    for old in _checkpoints(out)[:-1]:
+    for old in _checkpoints(out)[:-2]:  # the one before stays: a damaged newest one falls back to it
         shutil.rmtree(old, ignore_errors=True)
 
 

@@ -41,6 +41,8 @@ class ModelSource:
     def fp32_model(self) -> torch.nn.Module:
         if self._fp32 is None:
             model = load_checkpoint(self.checkpoint, preset=self.preset)
+            from .quantize import checkpoint_sidecar
+            checkpoint_sidecar(self.checkpoint)  # a damaged sidecar fails here, before a build has done its work
             self.preset = getattr(model, "preset", self.preset)
             self._fp32 = export_form(model).eval()
         return self._fp32

@@ -390,10 +390,9 @@ def checkpoint_cases() -> list[Case]:
             return ["build", "--checkpoint", make_checkpoint(kind, a, d, rng), *a.build_args, "--out", "dist",
                     "--cache-dir", "cache"]
         for cmd, setup in (("qat", qat_sidecar), ("build", build_sidecar)):
-            cases.append(Case(cmd, f"checkpoint-{kind}", setup, "error", "", timeout=180,
-                              known="needs fix in conversion/quantize.py checkpoint_sidecar(): it json.loads a damaged "
-                                    "sidecar unguarded (traceback; `anyir build` only after all its work) and returns a "
-                                    "non-dict as is; catch ValueError and check isinstance(dict) -> CheckpointError"))
+            cases.append(Case(cmd, f"checkpoint-{kind}", setup, "error", "sidecar", timeout=180,
+                              fixed="a damaged checkpoint sidecar (not JSON, or not an object): traceback, and "
+                                    "`anyir build` reached it only after all its work"))
     return cases
 
 
@@ -859,10 +858,8 @@ def bundle_cases() -> list[Case]:
 
 # training / QAT runs, quantization states ------------------------------------------------------------------
 
-QAT_TRAINER_FIX = ("needs fix in conversion/quantize.py quantize(): on --resume, torch.load of the newest trainer.pt "
-                   "is unguarded: a damaged one, or a pickle carrying code (refused by weights_only: the code never "
-                   "runs), ends in a traceback; catch Exception -> CheckpointError and fall back to the checkpoint "
-                   "before, as anyir_core.train._load_state does")
+QAT_TRAINER_FIX = ("qat --resume: a damaged newest trainer.pt, or one carrying code (refused by weights_only), "
+                   "ended in a traceback instead of falling back")
 
 
 def run_cases() -> list[Case]:
@@ -934,10 +931,9 @@ def run_cases() -> list[Case]:
                 evil_torch_file(newest / "trainer.pt", d / MARKER, {"step": 1, "log_lines": 0})
             return ["qat", "--checkpoint", a.ck, "--out", "q", "--resume", "--save-every", "1", *TINY_QAT_FLAGS]
         return setup
-    for kind, known in (("config-garbage", "needs fix in conversion/quantize.py quantize(): `--resume` json.loads a "
-                                           "damaged config.json unguarded; catch ValueError -> AnyIRError"),
+    for kind, fixed in (("config-garbage", "qat --resume: a damaged config.json: traceback"),
                         ("trainer-truncated", QAT_TRAINER_FIX), ("trainer-pickle-with-code", QAT_TRAINER_FIX)):
-        cases.append(Case("qat", f"resume-{kind}", qat_resume(kind), "error", "", ("q",), marker=MARKER, known=known,
+        cases.append(Case("qat", f"resume-{kind}", qat_resume(kind), "error", "", ("q",), marker=MARKER, fixed=fixed,
                           timeout=180))
 
     def quant_state(kind):
@@ -954,14 +950,11 @@ def run_cases() -> list[Case]:
             return ["export", "--backend", "coreml", "--precision", "int8", "--checkpoint", a.ck, "--quant-state", "q",
                     "--size", "16", "--out", "o"]
         return setup
-    for kind, known in (("missing-files", None), ("info-garbage", None),
-                        ("info-a-list", "needs fix in conversion/quantize.py read_quant_info(): quant.json that is not "
-                                        "an object reaches `info['checkpoint_sha256']` (conversion/source.py quant_info): "
-                                        "traceback; check `isinstance(info, dict)` and the keys it needs"),
-                        ("info-missing-keys", "needs fix in conversion/quantize.py read_quant_info(): quant.json without "
-                                              "checkpoint_sha256: KeyError traceback (same fix)"),
+    for kind, fixed in (("missing-files", None), ("info-garbage", None),
+                        ("info-a-list", "a quant.json that is not an object: traceback"),
+                        ("info-missing-keys", "a quant.json without checkpoint_sha256: KeyError traceback"),
                         ("state-truncated", None)):
-        cases.append(Case("export", f"quant-state-{kind}", quant_state(kind), "error", "", ("o",), known=known, timeout=240))
+        cases.append(Case("export", f"quant-state-{kind}", quant_state(kind), "error", "", ("o",), fixed=fixed, timeout=240))
     return cases
 
 
@@ -1021,22 +1014,16 @@ def disk_cases() -> list[Case]:
     table = (("restore", restore), ("degrade", degrade), ("degrade-sheet", degrade_sheet), ("export", export),
              ("train", train), ("eval", evaluate), ("profile", profile), ("build", build), ("restore-vectors", vectors),
              ("qat", qat))
-    coreml_known = ("needs fix in conversion/coreml_backend.py export(): a full disk makes coremltools' blob writer "
-                    "raise RuntimeError('[MIL FileWriter]: Unknown error ...') inside ct.convert (it writes the "
-                    "weights under $TMPDIR): a traceback; catch it around the conversion and raise an ArtifactError "
-                    "naming the disk")
-    qat_known = ("needs fix in conversion/quantize.py quantize(): a full disk (safetensors' SafetensorError from "
-                 "_save_step/_save_state, not an OSError) ends in a traceback and leaves config.json and log.jsonl; "
-                 "turn it into an AnyIRError and remove the output folder it made when nothing was saved")
+    fixes["export"] = ("export --backend coreml: a full disk made coremltools' blob writer raise RuntimeError "
+                       "('[MIL FileWriter]: Unknown error') inside ct.convert: traceback")
+    fixes["qat"] = ("qat: a full disk (safetensors' SafetensorError, not an OSError) ended in a traceback and left "
+                    "config.json and log.jsonl")
     for name, setup in table:
         cmd, _, variant = name.partition("-")
         suffix = f"-{variant}" if variant else ""
         # (a profile result is a few hundred bytes)
-        known = {"qat": qat_known, "export": coreml_known}.get(cmd)
         cases.append(Case(cmd, "full-disk" + suffix, setup, "error", "", fsize=300 if cmd == "profile" else limit,
-                          timeout=300, known=known,
-                          fixed=None if known else fixes.get(name, "a full disk (OSError ENOSPC/EFBIG) ended in a "
-                                                                      "traceback")))
+                          timeout=300, fixed=fixes.get(name, "a full disk (OSError ENOSPC/EFBIG) ended in a traceback")))
 
         def readonly(a, d, rng, setup=setup):
             argv = setup(a, d, rng)
