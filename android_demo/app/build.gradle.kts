@@ -92,6 +92,12 @@ abstract class PackAnyirBundle : DefaultTask() {
         val root = File(bundlePath.get())
         val manifestFile = File(root, "manifest.json")
         if (!manifestFile.isFile) throw GradleException("anyirBundle=$root: no manifest.json there (run `anyir build` first)")
+        // the manifest's own checksum (written last by `anyir build`): its file table covers every other file
+        val shaFile = File(root, "manifest.json.sha256")
+        val manifestSha = MessageDigest.getInstance("SHA-256").digest(manifestFile.readBytes()).joinToString("") { "%02x".format(it) }
+        if (!shaFile.isFile || shaFile.readText().take(64) != manifestSha) {
+            throw GradleException("$manifestFile: does not match manifest.json.sha256 (missing, or the manifest changed): rebuild the bundle")
+        }
         @Suppress("UNCHECKED_CAST")
         val manifest = groovy.json.JsonSlurper().parse(manifestFile) as Map<String, Any?>
         if (manifest["schema"] != "anyir-mobile/manifest/1") {

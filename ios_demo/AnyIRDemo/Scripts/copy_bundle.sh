@@ -15,6 +15,11 @@ if [ ! -f "$src/manifest.json" ] || [ ! -d "$src/ios" ]; then
   echo "error: $src is not an AnyIR bundle for iOS (it needs manifest.json and ios/)" >&2
   exit 1
 fi
+# the manifest's own checksum (written last by `anyir build`): its file table covers every other file
+if ! (cd "$src" && shasum -a 256 -c manifest.json.sha256 >/dev/null 2>&1); then
+  echo "error: $src/manifest.json does not match manifest.json.sha256 (missing, or the manifest changed): rebuild the bundle" >&2
+  exit 1
+fi
 dest="$TARGET_BUILD_DIR/$UNLOCALIZED_RESOURCES_FOLDER_PATH/AnyIRBundle"
 rm -rf "$dest"
 mkdir -p "$dest"
