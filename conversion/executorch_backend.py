@@ -7,8 +7,12 @@ including XNNPACK's own per-operator events inside the delegate call.
 from __future__ import annotations
 
 import collections
+import os
 import re
+import signal
+import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -104,6 +108,7 @@ class ExecuTorchBackend(Backend):
         if precision == "int8":
             q = source.quant_info()
             art.quant_state_sha256, art.quant_scheme = q["sha256"], f"{q['scheme']} ({q['mode']})"
+        _PROBED.add(art.sha256)  # written by this process from a traced model: no need to probe it
         return art
 
     def load(self, artifact: Artifact, folder: Path, etdump: bool = False) -> Runner:
@@ -157,12 +162,82 @@ def read_etdump(dump: Path) -> dict:
             "ops": rows, "setup_ms": setup, "source": "ETDump + executorch.devtools.Inspector"}
 
 
+# sha256 of the programs known to load without killing the process: probed in a child, or exported here
+_PROBED: set[str] = set()
+_PROBE_TIMEOUT_S = 120.0
+_HELD: list = []
+
+
+def probe_load(path: Path) -> None:
+    """Load the program and its method in a forked child before this process does, once per file content.
+
+    A malformed program can kill the process from native code, where no `except` reaches: a .pte whose XNNPACK
+    named-data key is not UTF-8 makes the delegate log the key, and the bindings' log bridge aborts (SIGABRT)
+    on the undecodable text. A child that dies by a signal makes it an ArtifactError here instead; one that
+    fails cleanly leaves the error to the load in this process, which raises it as usual."""
+    sha = file_sha256(path)
+    if sha in _PROBED:
+        return
+    with warnings.catch_warnings():  # (Python 3.12+ warns of fork in a process with threads; the child only
+        warnings.simplefilter("ignore", DeprecationWarning)  # loads, it starts no torch or XNNPACK work)
+        pid = os.fork()
+    if pid == 0:
+        code = 3
+        _HELD.extend((sys.stdout, sys.stderr))  # never collected: their finalizers would flush the parent's text
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (1, 2):  # the runtime's log lines of a failed load are the parent's to report, once
+                os.dup2(null, fd)
+            sys.stdout = sys.stderr = open(null, "w", closefd=False)
+            from executorch.runtime import Runtime
+            Runtime.get().load_program(str(path), enable_etdump=False, debug_buffer_size=0).load_method("forward")
+            code = 0
+        except BaseException:  # noqa: BLE001 - a clean failure: the load in the parent reports it
+            code = 1
+        finally:
+            os._exit(code)
+    status = _wait_child(pid)
+    if status is not None and os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
+        raise ArtifactError(f"{path}: not a loadable ExecuTorch program (loading it kills the runtime: {name}); "
+                            "export it again from its checkpoint")
+    if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        _PROBED.add(sha)
+
+
+def _wait_child(pid: int) -> int | None:
+    """The child's wait status; None when it ran past _PROBE_TIMEOUT_S (it is killed: a hang says nothing of
+    the program, so the caller loads it as it would have without the probe)."""
+    deadline, pause = time.monotonic() + _PROBE_TIMEOUT_S, 0.0005
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+    except BaseException:  # Ctrl-C while waiting: leave no child behind
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        raise
+
+
 class _PteRunner(Runner):
     def __init__(self, artifact: Artifact, folder: Path, etdump: bool = False):
         super().__init__(artifact)
         from executorch.runtime import Runtime
 
         path = artifact.path(folder)
+        if path.is_file():
+            probe_load(path)
         try:
             self.program = Runtime.get().load_program(str(path), enable_etdump=etdump, debug_buffer_size=0)
             self.method = self.program.load_method("forward")

@@ -615,10 +615,9 @@ ARTIFACT_KINDS = {  # kind -> (formats, expect, error word, fixed, known)
                                   "a record that names another file: the checksummed file was not the one loaded", None),
     "record-names-a-path-outside": (("pte",), "error", "names",
                                     "a record whose `file` is ../x loaded a file outside the artifact's folder", None),
-    "xnnpack-key-not-utf8+record": (("pte",), "error", "", None,
-                                    "needs fix in conversion/executorch_backend.py: a .pte whose XNNPACK named-data key is not "
-                                    "UTF-8 aborts the process (SIGABRT in ExecuTorch's Python log bridge) on load_method; load "
-                                    "the program in a forked child first and refuse it when the child dies"),
+    "xnnpack-key-not-utf8+record": (("pte",), "error", "loadable",
+                                    "a .pte whose XNNPACK named-data key is not UTF-8 aborted the process on load (SIGABRT "
+                                    "in ExecuTorch's Python log bridge)", None),
 }
 
 

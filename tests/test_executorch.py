@@ -192,6 +192,30 @@ def test_wrong_input_size_and_corrupt_pte_are_one_line_errors(work, tmp_path):
         read_record(tmp_path / "bad.pte")
 
 
+def test_a_pte_that_kills_the_runtime_is_refused_in_a_child_once_per_file(work, tmp_path, monkeypatch):
+    import os
+    import re
+
+    from conversion import executorch_backend as eb
+    d, _, arts = work
+    data = bytearray((d / "tiny-fp32.pte").read_bytes())
+    key = list(re.finditer(rb"[0-9a-f]{64}", bytes(data)))[-1]  # a named-data key inside the XNNPACK blob
+    data[key.start() + 8] = 0xA2  # no longer UTF-8: the delegate logs it and the bindings' log bridge aborts
+    (tmp_path / "bad.pte").write_bytes(bytes(data))
+    bad = type(arts["fp32"]).from_dict({**arts["fp32"].to_dict(), "file": "bad.pte", "sha256": ""})
+    with pytest.raises(ArtifactError, match="kills the runtime: SIGABRT"):
+        get_backend("executorch").load(bad, tmp_path)  # (this process lives on to see it)
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(eb.os, "fork", lambda: forks.append(1) or real_fork())
+    get_backend("executorch").load(arts["fp32"], d)
+    assert forks == []  # exported by this process: trusted without a probe
+    eb._PROBED.discard(arts["fp32"].sha256)
+    for _ in range(2):
+        get_backend("executorch").load(arts["fp32"], d).run(np.zeros(arts["fp32"].input.shape, np.float32))
+    assert len(forks) == 1  # probed once per file content
+
+
 def test_profile_reads_xnnpack_operator_events(work):
     d, _, arts = work
     prof = get_backend("executorch").profile(arts["fp32"], d, repeats=3)
