@@ -175,6 +175,8 @@ def probe_load(path: Path) -> None:
     named-data key is not UTF-8 makes the delegate log the key, and the bindings' log bridge aborts (SIGABRT)
     on the undecodable text. A child that dies by a signal makes it an ArtifactError here instead; one that
     fails cleanly leaves the error to the load in this process, which raises it as usual."""
+    if not hasattr(os, "fork"):  # (Windows: no fork; the load runs unprobed as before)
+        return
     sha = file_sha256(path)
     if sha in _PROBED:
         return
