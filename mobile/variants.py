@@ -151,22 +151,62 @@ def run(job: Job, src, stages=None) -> dict:
 
 
 class Pool:
-    """Up to `workers` spawned processes with `threads` torch threads each; results come back in any order."""
+    """Up to `workers` spawned processes with `threads` torch threads each, fed from a queue: at most `limit`
+    jobs run at once (the build lowers it while QAT trains in its own process, so that every process keeps a
+    core), and a job can go to the front of the queue (the int8 ones once QAT is done). Results come back in
+    any order; a finished job starts the next one at once, also while the build's process is busy training."""
 
-    def __init__(self, workers: int, threads: int):
+    def __init__(self, workers: int, threads: int, fn=None):
         import multiprocessing
+        import threading
         self.pool = multiprocessing.get_context("spawn").Pool(workers, initializer=worker_init, initargs=(threads,))
-        self.pending: dict[str, object] = {}
+        self.workers, self.threads, self.limit = workers, threads, workers
+        self.queue: list[Job] = []
+        self.running: dict[str, object] = {}
+        self.active: set[str] = set()  # jobs in a worker now (a job's callback, on the pool's result thread, ends it)
+        self._lock = threading.RLock()
+        self.fn = fn or run_in_worker  # what a worker runs on a job (a module-level function: it is pickled)
 
-    def submit(self, job: Job) -> None:
-        self.pending[job.id] = self.pool.apply_async(run_in_worker, (job,))
+    @property
+    def pending(self) -> bool:
+        with self._lock:
+            return bool(self.queue or self.running)
+
+    def submit(self, job: Job, first: bool = False) -> None:
+        with self._lock:
+            self.queue.insert(0, job) if first else self.queue.append(job)
+        self._pump()
+
+    def set_limit(self, n: int) -> None:
+        """At most `n` jobs at once from now on (at least 1, at most the workers); running ones are left be."""
+        with self._lock:
+            self.limit = max(1, min(n, self.workers))
+        self._pump()
+
+    def _ended(self, job_id: str) -> None:
+        with self._lock:
+            self.active.discard(job_id)
+        self._pump()
+
+    def _pump(self) -> None:
+        with self._lock:
+            while self.queue and len(self.active) < self.limit:
+                job = self.queue.pop(0)
+                self.active.add(job.id)
+                end = (lambda _, i=job.id: self._ended(i))
+                self.running[job.id] = self.pool.apply_async(self.fn, (job,), callback=end, error_callback=end)
 
     def done(self) -> list[dict]:
         """The results that have arrived since the last call (a worker's crash raises here)."""
-        ready = [k for k, r in self.pending.items() if r.ready()]
-        return [self.pending.pop(k).get() for k in ready]
+        with self._lock:
+            ready = [k for k, r in self.running.items() if r.ready()]
+            got = [self.running.pop(k) for k in ready]
+        self._pump()
+        return [r.get() for r in got]
 
     def close(self) -> None:
+        with self._lock:
+            self.queue.clear()
         self.pool.terminate()
         self.pool.join()
 
@@ -189,7 +229,7 @@ def plan_workers(jobs: int | None, variants: int) -> tuple[int, int]:
     if jobs < 1:
         raise AnyIRError(f"--jobs must be at least 1, got {jobs}")
     workers = min(jobs, variants)
-    return workers, max(1, cpus // (workers + 1))  # the build's own process trains QAT meanwhile
+    return workers, max(1, cpus // workers)  # while QAT trains here, one worker fewer runs (Pool.set_limit)
 
 
 def longest_first(jobs: list[Job]) -> list[Job]:

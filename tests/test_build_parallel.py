@@ -104,3 +104,60 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_bundle(tiny, tmp_path):
         time.sleep(0.5)
     assert not marked(mark), "worker processes outlived the build"
     assert not (out.exists() and any(out.iterdir())), list(out.iterdir())
+
+
+class _Job:  # what Pool needs of a job: an id (the jobs of this test sleep and say when they ran)
+    def __init__(self, id: str, seconds: float):
+        self.id, self.seconds = id, seconds
+
+
+def _sleep_job(job: _Job) -> dict:
+    t0 = time.time()
+    time.sleep(job.seconds)
+    return {"id": job.id, "start": t0, "end": time.time(), "pid": os.getpid()}
+
+
+def test_pool_queue_keeps_its_limit_puts_first_jobs_first_and_refills_on_its_own():
+    """The build's schedule: one worker fewer while QAT trains here (set_limit), the int8 jobs ahead of the
+    floats still queued (first=True), and a finished job's worker takes the next one while the build's
+    process is busy (it does not call done() during QAT)."""
+    from mobile.variants import Pool, wait_all
+    pool = Pool(2, 1, fn=_sleep_job)
+    try:
+        pool.set_limit(1)
+        for name in ("f1", "f2", "f3"):
+            pool.submit(_Job(name, 0.6))
+        # "QAT": no done() calls; the workers start (spawn + import torch) and f1, f2, f3 run one by one
+        t_end = time.time() + 180
+        while (pool.queue or pool.active) and time.time() < t_end:
+            time.sleep(0.1)
+        assert not pool.queue and not pool.active, "the queue did not drain without done() calls"
+        pool.submit(_Job("q1", 1.0), first=True)
+        pool.set_limit(2)
+        got = {}
+        wait_all(pool, lambda r: got.setdefault(r["id"], r), poll=0.05)
+    finally:
+        pool.close()
+    assert set(got) == {"f1", "f2", "f3", "q1"}
+    runs = sorted(got.values(), key=lambda r: r["start"])
+    early = [r for r in runs if r["id"] != "q1"]
+    # limit 1: the float jobs ran one after another, never two at once, and without a done() call in between
+    assert all(a["end"] <= b["start"] + 0.05 for a, b in zip(early, early[1:])), runs
+    assert early[-1]["end"] < got["q1"]["start"], runs
+    # queued first and with the limit at 2 again: q1 overlaps nothing only because nothing else is left
+    pool2 = Pool(2, 1, fn=_sleep_job)
+    try:
+        pool2.set_limit(1)
+        pool2.submit(_Job("a", 4.0))
+        pool2.submit(_Job("b", 0.5))
+        pool2.submit(_Job("c", 0.5))
+        pool2.submit(_Job("z", 0.5), first=True)
+        pool2.set_limit(2)
+        got2 = {}
+        wait_all(pool2, lambda r: got2.setdefault(r["id"], r), poll=0.05)
+    finally:
+        pool2.close()
+    order = [r["id"] for r in sorted(got2.values(), key=lambda r: r["start"])]
+    assert order[:2] == ["z", "a"] or order[:2] == ["a", "z"], order  # z jumped the queue ahead of b and c
+    assert got2["z"]["start"] < got2["b"]["start"] and got2["z"]["start"] < got2["c"]["start"], got2
+    assert got2["a"]["start"] < got2["b"]["end"] and got2["b"]["start"] < got2["a"]["end"], "two at once after set_limit(2)"
