@@ -410,3 +410,18 @@ def test_app_menu_offers_each_android_artifact_on_the_accelerators_it_applies_to
     assert [r["accelerator"] for r in rows if r["id"] == "tflite-int8-nhwc"] == ["cpu", "gpu"]
     rows = jvm("choices", f, "1.5.1", "2.1.6")
     assert not any(r["ok"] for r in rows if r["id"].startswith("tflite")), "LiteRT 2.1 must refuse files verified with 2.3"
+
+
+def test_bundle_files_path_rule_is_the_schemas():
+    """BundleFiles.kt's SAFE_PATH is manifest-1's "path" pattern, character for character (it said so in a
+    comment while still refusing only '../', not a last '..' segment)."""
+    kt = (ROOT / "android_demo/app/src/main/kotlin/ai/anyir/demo/bench/BundleFiles.kt").read_text()
+    literal = re.search(r'SAFE_PATH = Regex\("((?:[^"\\]|\\.)*)"\)', kt).group(1)
+    kotlin_pattern = literal.encode().decode("unicode_escape")  # Kotlin's "\\." is the regex \.
+    pattern = json.loads((ROOT / "mobile/schema/manifest-1.schema.json").read_text())["$defs"]["path"]["pattern"]
+    assert kotlin_pattern == pattern
+    rule = re.compile(pattern)
+    for ok in ("android/a.pte", "ios/x..y.mlpackage"):
+        assert rule.fullmatch(ok)
+    for bad in ("..", "a/..", "../a", "a/../b", "/abs"):
+        assert not rule.fullmatch(bad)

@@ -13,7 +13,7 @@ import java.security.MessageDigest
  * Plain JVM code (java.io, java.security), so tests/test_android_app.py runs it off the phone.
  */
 object BundleFiles {
-    private val SAFE_PATH = Regex("^(?!/)(?!.*\\.\\./)[A-Za-z0-9._/+-]+$")  // manifest-1's "path" pattern
+    private val SAFE_PATH = Regex("^(?!/)(?!(?:.*/)?\\.\\.(?:/|$))[A-Za-z0-9._/+-]+$")  // manifest-1's "path" pattern
 
     /** The artifact's Android file under [root]; a path that could leave the bundle folder is refused. */
     fun artifactFile(root: File, artifact: ManifestArtifact): File {
