@@ -69,6 +69,16 @@ def int8_rule() -> str:
     rows += ["", "Verdicts by that rule: " + "; ".join(
         f"{v['runtime']} {'pass' if v['passed'] else 'FAIL'} ({v['agreement_db']:.1f} dB, worst drop {v['worst_task_drop_db']:.2f} dB)"
         for v in d["verdicts"]) + "."]
+    for o in d.get("other_hosts", []):  # benchmarks/int8_other_host.py: the same file and tiles on another CPU
+        paths = "; ".join(f"{p} {'pass' if r['passed'] else 'FAIL'} ({r['agreement_min_db']:.1f} dB, worst drop "
+                          f"{r['worst_task_drop_db']:.2f} dB)" for p, r in o["paths"].items())
+        vs = "; ".join(f"{p} " + ("" if "identical" not in s else "identical, " if s["identical"]
+                                  else f"{s['psnr_min_db']:.2f} dB, ") + f"{s['tiles_bitwise_identical']} tiles bit for bit"
+                       for p, s in o["vs_packing_host"].items())
+        flags = ", ".join(f for f, on in o["host"].get("flags", {}).items() if on and f.startswith(("avx512", "amx")))
+        rows += ["", f"{o['artifact']} on {_host(o['host'])}{f' ({flags})' if flags else ''} "
+                     f"(`python benchmarks/int8_other_host.py`, {o['tiles']} tiles): {paths}"
+                     + (f"; against the packing host's outputs: {vs}" if vs else "") + "."]
     return "\n".join(rows)
 
 
