@@ -106,17 +106,19 @@ def test_high_resolution_levels_stay_float(work, levels):
 
 def test_calibration_takes_the_union_of_the_per_task_ranges(work):
     from anyir_core import export_form, load_checkpoint
-    from conversion.quantize import calibrate_activation_ranges, prepare, task_samplers
+    from conversion.quantize import calibrate_activation_ranges, prepare, task_samplers, trace
 
     _, ck, _ = work
     fp = export_form(load_checkpoint(str(ck)))
     cfg = QuantConfig(**{**QUICK, "tasks": ["noise50", "haze"]})
     cfg.validate()
     per_task = task_samplers(cfg)
+    traced = trace(fp, cfg.patch, cfg.patch)  # one trace for the three runs (calibration patch = QAT patch here)
+    assert cfg.calibration_patch == cfg.patch
 
     def ranges(samplers):
-        gm = prepare(fp, cfg.patch, cfg.patch, qat=True)
-        assert calibrate_activation_ranges(gm, fp, samplers, 2) > 20
+        gm = prepare(fp, cfg.patch, cfg.patch, qat=True, traced=traced)
+        assert calibrate_activation_ranges(gm, fp, samplers, 2, traced=traced) > 20
         return {n: (float(m.activation_post_process.min_val), float(m.activation_post_process.max_val))
                 for n, m in gm.named_modules() if hasattr(m, "disable_observer") and not m.is_per_channel}
 
