@@ -191,7 +191,16 @@ def run_kills(assets, runner, n: int, seed: int) -> list:
                 after_start = i % 2 == 0 or K.STARTED[command] is None  # half mid-work, half from the start
                 delay = rng.uniform(lo, hi) if not after_start else rng.uniform(0.0, hi / 2)
                 t = time.perf_counter()
-                k = K.kill_run(command, sig, delay, assets, runner, tag=f"-{i}", after_start=after_start)
+                try:
+                    k = K.kill_run(command, sig, delay, assets, runner, tag=f"-{i}", after_start=after_start)
+                except Exception as e:  # noqa: BLE001 - a fault of the harness: counted and shown, the run goes on
+                    out.append({"kind": "kill", "id": f"{command}/{sig.name}-{i}", "command": f"{command} ({sig.name})",
+                                "ok": False, "outcome": "harness error", "detail": f"{type(e).__name__}: {e}"[:300],
+                                "delay_s": round(delay, 2), "from": "work begun" if after_start else "process start",
+                                "finished_first": False, "leftovers": [], "leftovers_after_rerun": [],
+                                "wall_s": round(time.perf_counter() - t, 2), "known": None, "fixed": None})
+                    print(f"BAD  {command}/{sig.name}-{i:<22} harness error {type(e).__name__}: {str(e)[:100]}", flush=True)
+                    continue
                 stale = bool(k.leftovers_after_rerun) and command == "build"
                 rec = {"kind": "kill", "id": f"{command}/{sig.name}-{i}", "command": f"{command} ({sig.name})",
                        "ok": k.ok, "outcome": k.outcome, "detail": k.detail, "delay_s": round(k.delay, 2),

@@ -139,7 +139,8 @@ def _check_output(command: str, out: Path, final: bool = False) -> tuple[str | N
             return "no bundle after the rerun", []
         return None, [e.name for e in entries if e.name.startswith(".")]
     if command == "restore":
-        hidden = [e.name for e in out.parent.iterdir() if e.name.startswith(f".{out.name}")]
+        # (an interrupted restore removes the output folder it made, so the parent may be gone: nothing left)
+        hidden = [e.name for e in out.parent.iterdir() if e.name.startswith(f".{out.name}")] if out.parent.is_dir() else []
         if out.exists():
             try:
                 w, h, _ = image_size(out)
