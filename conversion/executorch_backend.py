@@ -191,6 +191,8 @@ def probe_load(path: Path) -> None:
             for fd in (1, 2):  # the runtime's log lines of a failed load are the parent's to report, once
                 os.dup2(null, fd)
             sys.stdout = sys.stderr = open(null, "w", closefd=False)
+            import faulthandler  # (it writes to its own copy of stderr: pytest's, `python -X faulthandler`:
+            faulthandler.disable()  # a "Fatal Python error: Aborted" dump of the child the parent already reports)
             from executorch.runtime import Runtime
             Runtime.get().load_program(str(path), enable_etdump=False, debug_buffer_size=0).load_method("forward")
             code = 0
