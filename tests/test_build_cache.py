@@ -259,22 +259,32 @@ def test_sigterm_during_an_export_leaves_the_cache_whole(cache_copy, tmp_path, m
     out = tmp_path / "dist"
     precisions = {"tflite": ["fp32"], "coreml": ["fp16"]}
     (tmp_path / "build.json").write_text(json.dumps({"tasks": ["noise25"], "precisions": precisions}))
-    p = subprocess.Popen([sys.executable, "-m", "mobile.cli", "build", "--config", tmp_path / "build.json",
-                          "--checkpoint", ck, "--size", "32", "--overlap", "8", "--backends", "tflite,coreml",
-                          "--repeats", "1", "--out", out, "--cache-dir", cache],
-                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines = []
-    deadline = time.time() + 180
-    for line in p.stderr:  # not a terminal: one line per finished stage
-        lines.append(line)
-        if "restore held-out photos tflite-fp32-nhwc" in line or time.time() > deadline:
+    def build_and_terminate(delay: float):
+        p = subprocess.Popen([sys.executable, "-m", "mobile.cli", "build", "--config", tmp_path / "build.json",
+                              "--checkpoint", ck, "--size", "32", "--overlap", "8", "--backends", "tflite,coreml",
+                              "--repeats", "1", "--out", out, "--cache-dir", cache],
+                             cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = []
+        deadline = time.time() + 180
+        for line in p.stderr:  # not a terminal: one line per finished stage
+            lines.append(line)
+            if "restore held-out photos tflite-fp32-nhwc" in line or time.time() > deadline:
+                break
+        time.sleep(delay)  # into Core ML's export (tens of seconds)
+        p.send_signal(signal.SIGTERM)
+        _, err = p.communicate(timeout=120)
+        return p.returncode, lines, "".join(lines) + err
+
+    # (one CI run, on a loaded machine, saw the build end with 0 before the signal: then once more, signalled
+    # sooner; a build that ignores SIGTERM fails both)
+    for delay in (3, 0.5):
+        rc, lines, err = build_and_terminate(delay)
+        if not (rc == 0 and "report and model card" in err):
             break
-    time.sleep(3)  # into Core ML's export (tens of seconds)
-    p.send_signal(signal.SIGTERM)
-    _, err = p.communicate(timeout=120)
-    err = "".join(lines) + err
-    assert p.returncode == 130 and "interrupted" in err, (p.returncode, err[-3000:])
+        shutil.rmtree(out, ignore_errors=True)
+    if not (rc == 130 and "interrupted" in err):
+        pytest.fail(f"exit {rc} after SIGTERM at +{delay} s; its log:\n{err}")
     assert "\r" not in err and "Running MIL" not in err and "[START]" not in err  # no progress bars in a log
     assert "cpuinfo_utils" not in err and "Failed to load" not in err  # runtime chatter went to the log
     assert all("(from cache)" in line for line in lines if "tflite-fp32-nhwc:" in line)
