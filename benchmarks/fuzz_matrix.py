@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     variants = args.variants or (1 if args.quick else 4)
     kills = args.kills or (1 if args.quick else 2)
     t_start = time.perf_counter()
+    commit = _commit()  # the code the run starts with (a commit made while it runs is not what it ran)
     work = Path(tempfile.mkdtemp(prefix="anyir-fuzz-"))
     print(f"work folder {work}; building the assets ...", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
@@ -125,7 +126,7 @@ def main(argv=None) -> int:
     if args.only:
         return 0
     meta = {"created": datetime.now(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z"),
-            "commit": _commit(), "seed": args.seed, "variants_per_random_case": variants, "kills_per_command_and_signal": kills,
+            "commit": commit, "seed": args.seed, "variants_per_random_case": variants, "kills_per_command_and_signal": kills,
             "quick": args.quick, "runner": "python -m mobile.cli per case" if args.no_fork else
             "fork server (mobile.cli imported once, one forked process per case)",
             "host": {"machine": platform.machine(), "cpus": os.cpu_count(), "root": H.IS_ROOT},
