@@ -238,6 +238,20 @@ def _save_state(run: Path, model, opt, cfg: TrainConfig, step: int, log_lines: i
         shutil.rmtree(old, ignore_errors=True)
 
 
+def resume_point(existing: list[Path], load, run: Path, hint: str = "") -> tuple[int, int]:
+    """(step, log lines) from the newest of `existing` (oldest first) that `load` reads; a damaged one is
+    skipped with a warning for the one before. (0, 0) with nothing to resume; a CheckpointError when every
+    checkpoint is damaged (`hint`: what to do then)."""
+    for ck in reversed(existing):
+        try:
+            return load(ck)
+        except CheckpointError as e:  # a damaged newest checkpoint: fall back to the one before
+            warnings.warn(f"skipping damaged checkpoint: {e}")
+    if existing:
+        raise CheckpointError(f"{run}: no loadable checkpoint to resume from{hint}")
+    return 0, 0
+
+
 def _load_state(ck: Path, model, opt) -> tuple[int, int]:
     """(step, log lines) of a saved checkpoint, loaded into `model` and `opt`; a CheckpointError for anything
     that does not fit (the caller then falls back to the checkpoint before)."""
@@ -318,16 +332,7 @@ def _train(cfg, run, resume, quiet, stop_after, device, world, rank, local_rank)
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.999))
-    step, log_lines = 0, 0
-    for ck in reversed(existing if resume else []):
-        try:
-            step, log_lines = _load_state(ck, model, opt)
-            break
-        except CheckpointError as e:  # a damaged newest checkpoint: fall back to the one before
-            warnings.warn(f"skipping damaged checkpoint: {e}")
-    else:
-        if resume and existing:
-            raise CheckpointError(f"{run}: no loadable checkpoint to resume from")
+    step, log_lines = resume_point(existing if resume else [], lambda ck: _load_state(ck, model, opt), run)
     # the data first: a bad image or source fails before the run folder exists
     sampler = PatchSampler(load_sources(cfg.data, cfg.tasks), cfg.tasks, cfg.patch, cfg.batch,
                            seed=cfg.seed * 1000 + rank, darken=cfg.darken, color=cfg.color)

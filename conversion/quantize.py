@@ -35,7 +35,7 @@ from anyir_core.data import PatchSampler
 from anyir_core.degrade import parse_tasks
 from anyir_core.export import STATISTICS_MODULES
 from anyir_core.train import (_batches, _checkpoints, _Stop, _truncate_log, TrainingInterrupted, config_from, load_sources,
-                              optimizer_step, summarize_log)
+                              optimizer_step, resume_point, summarize_log)
 
 from .base import file_sha256
 
@@ -491,16 +491,8 @@ def quantize(checkpoint: str, out: str | Path, cfg: QuantConfig, preset: str | N
         steps = cfg.steps if cfg.mode == "qat" else 0
         params = [p for p in gm.parameters() if p.requires_grad]
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay) if steps else None
-        step, log_lines = 0, 0
-        for ck_dir in reversed(existing if resume else []):
-            try:
-                step, log_lines = _load_step(ck_dir, gm, opt)
-                break
-            except CheckpointError as e:  # a damaged newest checkpoint: fall back to the one before
-                warnings.warn(f"skipping damaged checkpoint: {e}")
-        else:
-            if resume and existing:
-                raise CheckpointError(f"{out}: no loadable checkpoint to resume from; start again with another --out")
+        step, log_lines = resume_point(existing if resume else [], lambda ck_dir: _load_step(ck_dir, gm, opt), out,
+                                       "; start again with another --out")
         made = next((p for p in reversed((out, *out.parents)) if not p.exists()), None)  # the first folder made
         try:
             return _run(out, cfg, gm, fp, traced, opt, steps, step, log_lines, preset, checkpoint, ck, stop, quiet,
