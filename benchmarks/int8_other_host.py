@@ -107,6 +107,8 @@ def _interpreter(model: Path, threads: int, path: str):
 
 
 def _io(interp) -> dict:
+    # conversion.tflite_backend.io_quantization, restated: this run path imports no project module (the other
+    # host has neither this torch nor the converters that module imports)
     out = {}
     for name, det in (("input", interp.get_input_details()[0]), ("output", interp.get_output_details()[0])):
         scale, zp = det.get("quantization", (0.0, 0))

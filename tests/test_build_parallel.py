@@ -117,11 +117,22 @@ def _sleep_job(job: _Job) -> dict:
     return {"id": job.id, "start": t0, "end": time.time(), "pid": os.getpid()}
 
 
+def _drain(pool) -> dict:
+    """Every job's result by id, then the pool closed (also when waiting fails)."""
+    from mobile.variants import wait_all
+    got = {}
+    try:
+        wait_all(pool, lambda r: got.setdefault(r["id"], r), poll=0.05)
+    finally:
+        pool.close()
+    return got
+
+
 def test_pool_queue_keeps_its_limit_puts_first_jobs_first_and_refills_on_its_own():
     """The build's schedule: one worker fewer while QAT trains here (set_limit), the int8 jobs ahead of the
     floats still queued (first=True), and a finished job's worker takes the next one while the build's
     process is busy (it does not call done() during QAT)."""
-    from mobile.variants import Pool, wait_all
+    from mobile.variants import Pool
     pool = Pool(2, 1, fn=_sleep_job)
     try:
         pool.set_limit(1)
@@ -134,10 +145,10 @@ def test_pool_queue_keeps_its_limit_puts_first_jobs_first_and_refills_on_its_own
         assert not pool.queue and not pool.active, "the queue did not drain without done() calls"
         pool.submit(_Job("q1", 1.0), first=True)
         pool.set_limit(2)
-        got = {}
-        wait_all(pool, lambda r: got.setdefault(r["id"], r), poll=0.05)
-    finally:
+    except BaseException:
         pool.close()
+        raise
+    got = _drain(pool)
     assert set(got) == {"f1", "f2", "f3", "q1"}
     runs = sorted(got.values(), key=lambda r: r["start"])
     early = [r for r in runs if r["id"] != "q1"]
@@ -146,17 +157,12 @@ def test_pool_queue_keeps_its_limit_puts_first_jobs_first_and_refills_on_its_own
     assert early[-1]["end"] < got["q1"]["start"], runs
     # queued first and with the limit at 2 again: q1 overlaps nothing only because nothing else is left
     pool2 = Pool(2, 1, fn=_sleep_job)
-    try:
-        pool2.set_limit(1)
-        pool2.submit(_Job("a", 4.0))
-        pool2.submit(_Job("b", 0.5))
-        pool2.submit(_Job("c", 0.5))
-        pool2.submit(_Job("z", 0.5), first=True)
-        pool2.set_limit(2)
-        got2 = {}
-        wait_all(pool2, lambda r: got2.setdefault(r["id"], r), poll=0.05)
-    finally:
-        pool2.close()
+    pool2.set_limit(1)
+    for name, seconds in (("a", 4.0), ("b", 0.5), ("c", 0.5)):
+        pool2.submit(_Job(name, seconds))
+    pool2.submit(_Job("z", 0.5), first=True)
+    pool2.set_limit(2)
+    got2 = _drain(pool2)
     order = [r["id"] for r in sorted(got2.values(), key=lambda r: r["start"])]
     assert order[:2] == ["z", "a"] or order[:2] == ["a", "z"], order  # z jumped the queue ahead of b and c
     assert got2["z"]["start"] < got2["b"]["start"] and got2["z"]["start"] < got2["c"]["start"], got2
